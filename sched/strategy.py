@@ -1,0 +1,266 @@
+"""Where the choices come from.
+
+At every yield point with more than one runnable thread, and at every data
+choice (e.g. allocation fault injection), the run asks its strategy. The
+*canonical* choice is: keep running the current thread if it can run, else
+run the lowest-numbered runnable thread; for data, 0. Option lists handed to
+index-based strategies put the canonical option first, so shrinking towards
+index 0 means shrinking towards fewer preemptions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .failure import RunStopped
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import DataObject
+
+    from .kernel import Kernel
+    from .thread import SimThread
+
+
+def options(cur: SimThread | None, runnable: Sequence[SimThread]) -> list[SimThread]:
+    """The options of a thread choice, canonical first, then by tid."""
+    if cur is None:
+        return list(runnable)
+    return [cur, *(t for t in runnable if t is not cur)]
+
+
+class Strategy:
+    name = "strategy"
+
+    def start_run(self, k: Kernel) -> None:
+        """Called once before the run's first step."""
+
+    def end_run(self, k: Kernel) -> None:
+        """Called once after the run (also after failures)."""
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        """Choose the next thread. ``cur`` is the running thread if it is runnable."""
+        raise NotImplementedError
+
+    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+        """A data choice in range(n); ``p_nonzero`` is the suggested chance of a non-0 value."""
+        return 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+class Canonical(Strategy):
+    """No preemption: run a thread until it blocks, then the lowest runnable."""
+
+    name = "canonical"
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        return cur if cur is not None else runnable[0]
+
+
+class RandomWalk(Strategy):
+    """Uniformly random among the runnable threads at every yield point."""
+
+    name = "random"
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        return runnable[int(self.rng.random() * len(runnable))]
+
+    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+        if self.rng.random() >= p_nonzero:
+            return 0
+        return 1 + int(self.rng.random() * (n - 1))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed}
+
+
+class PCT(Strategy):
+    """Probabilistic Concurrency Testing (Burckhardt et al., ASPLOS 2010).
+
+    Threads get distinct random priorities >= depth; the highest-priority
+    runnable thread always runs; at ``depth - 1`` random steps in
+    ``[1, steps_estimate]`` the thread about to run drops below every initial
+    priority. A bug of depth d is found with probability >= 1/(n k^(d-1)).
+    """
+
+    name = "pct"
+
+    def __init__(self, seed: int, depth: int = 3, steps_estimate: int = 1000) -> None:
+        if depth < 1:
+            raise ValueError("PCT depth must be >= 1")
+        self.seed = seed
+        self.depth = depth
+        self.steps_estimate = max(1, steps_estimate)
+        self.rng = random.Random(seed)
+        self.prio: dict[int, float] = {}
+        n_points = min(depth - 1, self.steps_estimate)
+        self.change_points = sorted(self.rng.sample(range(1, self.steps_estimate + 1), n_points))
+        self.next_point = 0
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        prio = self.prio
+        for t in runnable:
+            if t.tid not in prio:
+                prio[t.tid] = self.depth + self.rng.random()
+        best = max(runnable, key=lambda t: prio[t.tid])
+        points = self.change_points
+        while self.next_point < len(points) and points[self.next_point] <= k.steps:
+            prio[best.tid] = float(self.next_point)
+            self.next_point += 1
+            best = max(runnable, key=lambda t: prio[t.tid])
+        return best
+
+    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+        if self.rng.random() >= p_nonzero:
+            return 0
+        return 1 + int(self.rng.random() * (n - 1))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "depth": self.depth,
+            "steps_estimate": self.steps_estimate,
+        }
+
+
+class Replay(Strategy):
+    """Follow a recorded choice list.
+
+    Strict: a choice that does not fit (a tid that is not runnable, a data
+    value out of range, a list too short or too long) stops the run and
+    sets ``divergence``. Lenient (for shrinking): fall back to the canonical
+    choice where the list does not fit or has run out.
+    """
+
+    name = "replay"
+
+    def __init__(self, choices: Sequence[int], *, strict: bool = True) -> None:
+        self.choices = list(choices)
+        self.strict = strict
+        self.pos = 0
+        self.divergence: str | None = None
+        self.steps: list[int] = []  # the step of every choice, for reports
+
+    def _diverge(self, k: Kernel, why: str) -> None:
+        if self.divergence is None:
+            self.divergence = f"choice #{self.pos} (step {k.steps}): {why}"
+        k.stopping = True
+        k.tracing = False
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        canonical = cur if cur is not None else runnable[0]
+        self.steps.append(k.steps)
+        if self.pos >= len(self.choices):
+            if self.strict:
+                labels = ", ".join(f"T{t.tid}" for t in runnable)
+                self._diverge(k, f"the list has ended but the run still chooses among {labels}")
+            return canonical
+        v = self.choices[self.pos]
+        if v >= 0:
+            for t in runnable:
+                if t.tid == v:
+                    self.pos += 1
+                    return t
+        if self.strict:
+            labels = ", ".join(f"T{t.tid}" for t in runnable)
+            what = f"T{v}" if v >= 0 else f"data value {-1 - v}"
+            self._diverge(k, f"the list picks {what}, but the run chooses among {labels}")
+        self.pos += 1
+        return canonical
+
+    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+        self.steps.append(k.steps)
+        if self.pos >= len(self.choices):
+            if self.strict:
+                self._diverge(k, f"the list has ended but the run makes a data choice of {n}")
+            return 0
+        v = -1 - self.choices[self.pos]
+        self.pos += 1
+        if 0 <= v < n:
+            return v
+        if self.strict:
+            self._diverge(
+                k, f"the list has {self.choices[self.pos - 1]} where a data choice of {n} is made"
+            )
+        return 0
+
+    def end_run(self, k: Kernel) -> None:
+        if self.strict and self.divergence is None and self.pos < len(self.choices):
+            self.divergence = (
+                f"the run ended after {self.pos} choices; {len(self.choices) - self.pos} "
+                f"recorded choices were left unused"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "choices": len(self.choices)}
+
+
+class RoundRobin(Strategy):
+    """Always switch to the next runnable thread (benchmarks, worst-case switching)."""
+
+    name = "round-robin"
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        if cur is None:
+            return runnable[0]
+        i = runnable.index(cur) + 1
+        return runnable[i if i < len(runnable) else 0]
+
+
+class HypothesisData(Strategy):
+    """Draw every choice from a Hypothesis ``data`` object, so Hypothesis shrinks schedules.
+
+    Index 0 is the canonical option, so Hypothesis' shrinking towards 0
+    removes preemptions.
+    """
+
+    name = "hypothesis"
+
+    def __init__(self, data: DataObject, *, max_index: int | None = None) -> None:
+        self.data = data
+        self.max_index = max_index
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        from hypothesis import strategies as st
+
+        opts = options(cur, runnable)
+        hi = len(opts) - 1 if self.max_index is None else min(len(opts) - 1, self.max_index)
+        return opts[self.data.draw(st.integers(0, hi))]
+
+    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+        from hypothesis import strategies as st
+
+        return self.data.draw(st.integers(0, n - 1))
+
+
+def make_strategy(name: str, seed: int, *, depth: int = 3, steps_estimate: int = 1000) -> Strategy:
+    """Build a campaign strategy by its CLI name."""
+    if name == "random":
+        return RandomWalk(seed)
+    if name == "pct":
+        return PCT(seed, depth, steps_estimate)
+    if name == "canonical":
+        return Canonical()
+    raise ValueError(f"unknown strategy {name!r} (random, pct)")
+
+
+__all__ = [
+    "PCT",
+    "Canonical",
+    "HypothesisData",
+    "RandomWalk",
+    "Replay",
+    "RoundRobin",
+    "RunStopped",
+    "Strategy",
+    "make_strategy",
+    "options",
+]

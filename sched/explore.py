@@ -43,7 +43,7 @@ class DFSStrategy(Strategy):
         self.trail.append((len(opts), idx, cur is not None))
         return opts[idx]
 
-    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
         idx = self._index(n)
         self.trail.append((n, idx, False))
         return idx

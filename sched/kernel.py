@@ -179,8 +179,11 @@ class Kernel:
         *,
         lockdep: Lockdep | None = None,
         run_id: int = 0,
+        injected: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config or KernelConfig()
+        # Bug-catalogue slugs whose pre-fix code path the model takes this run.
+        self.injected = injected
         self.strategy: Strategy = strategy if strategy is not None else Canonical()
         self.run_id = run_id
         self.threads: list[SimThread] = []
@@ -390,11 +393,15 @@ class Kernel:
 
     # ------------------------------------------------------------------ choices
 
-    def choose_data(self, n: int, p_nonzero: float = 0.5) -> int:
-        """A data choice in ``range(n)`` from the strategy (0 is the canonical one)."""
+    def choose_data(self, n: int, p_nonzero: float = 0.5, what: str = "") -> int:
+        """A data choice in ``range(n)`` from the strategy (0 is the canonical one).
+
+        ``what`` says what a non-zero value means, for shrink reports
+        (e.g. "allocation #3 fails").
+        """
         if n <= 1 or self.stopping:
             return 0
-        v = self.strategy.choose(self, n, p_nonzero)
+        v = self.strategy.choose(self, n, p_nonzero, what)
         if self.stopping:
             raise RunStopped()
         if not 0 <= v < n:
@@ -443,7 +450,7 @@ class Kernel:
         )
 
     def _report_deadlock(self) -> None:
-        from .frames import where_blocked
+        from .frames import caller_location, where_blocked
 
         lines = []
         parts = []
@@ -455,7 +462,8 @@ class Kernel:
             what = reason.describe() if reason is not None else "?"
             holder = reason.holder() if reason is not None else None
             held_by = f" held by {holder.label}" if holder is not None else ""
-            where = where_blocked(t)
+            # The thread that found the deadlock is still running: read its stack.
+            where = caller_location(2) if t is self.current else where_blocked(t)
             tag = " (daemon)" if t.daemon else ""
             lines.append(f"  {t.label}{tag} waits for {what}{held_by}  [{where}]")
             if not t.daemon:

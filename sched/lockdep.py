@@ -318,6 +318,15 @@ class Lockdep:
                         queue.append(nstate)
         return None
 
+    def reported_pairs(self) -> list[list[str]]:
+        """What this graph has already reported (reports are made once per graph)."""
+        return sorted([a, b] for a, b in self.reported)
+
+    def mark_reported(self, pairs: Iterable[Iterable[str]]) -> None:
+        for pair in pairs:
+            a, b = pair
+            self.reported.add((a, b))
+
     def seed_edges(self, edges: Iterable[dict[str, Any]]) -> None:
         """Load dependencies recorded by a report (replaying a cross-run finding)."""
         for e in edges:

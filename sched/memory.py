@@ -125,7 +125,12 @@ class Memory:
         self.failable += 1
         fail = cfg.alloc_fail_nth > 0 and self.failable == cfg.alloc_fail_nth
         if not fail and cfg.alloc_fail_probability > 0.0:
-            fail = self.k.choose_data(2, cfg.alloc_fail_probability) == 1
+            fail = (
+                self.k.choose_data(
+                    2, cfg.alloc_fail_probability, f"allocation #{self.failable} fails"
+                )
+                == 1
+            )
         if fail:
             self.injected_failures += 1
             self.k.ev("alloc-fail", "", f"#{self.failable}")
@@ -219,7 +224,7 @@ def _freed_error(obj: object, access: str) -> UseAfterFree:
     info = k.mem.quarantine.get(id(obj)) if k is not None else None
     where = f" (allocated at {info[1]}, {info[2]})" if info is not None and info[0] is obj else ""
     return UseAfterFree(
-        f"use-after-free: {access} of {what}{where}",
+        f"{access} of freed {what}{where}",
         signature=f"use-after-free:{what}:{access}",
     )
 

@@ -43,7 +43,7 @@ class Strategy:
         """Choose the next thread. ``cur`` is the running thread if it is runnable."""
         raise NotImplementedError
 
-    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
         """A data choice in range(n); ``p_nonzero`` is the suggested chance of a non-0 value."""
         return 0
 
@@ -72,7 +72,7 @@ class RandomWalk(Strategy):
     def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
         return runnable[int(self.rng.random() * len(runnable))]
 
-    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
         if self.rng.random() >= p_nonzero:
             return 0
         return 1 + int(self.rng.random() * (n - 1))
@@ -117,7 +117,7 @@ class PCT(Strategy):
             best = max(runnable, key=lambda t: prio[t.tid])
         return best
 
-    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
         if self.rng.random() >= p_nonzero:
             return 0
         return 1 + int(self.rng.random() * (n - 1))
@@ -176,7 +176,7 @@ class Replay(Strategy):
         self.pos += 1
         return canonical
 
-    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
         self.steps.append(k.steps)
         if self.pos >= len(self.choices):
             if self.strict:
@@ -235,7 +235,7 @@ class HypothesisData(Strategy):
         hi = len(opts) - 1 if self.max_index is None else min(len(opts) - 1, self.max_index)
         return opts[self.data.draw(st.integers(0, hi))]
 
-    def choose(self, k: Kernel, n: int, p_nonzero: float) -> int:
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
         from hypothesis import strategies as st
 
         return self.data.draw(st.integers(0, n - 1))

@@ -1,0 +1,252 @@
+"""Shrinking a failing schedule to the few choices a reviewer needs to read.
+
+A schedule is described by its *deviations* from the canonical schedule
+(run the current thread until it blocks, then the lowest runnable thread;
+data choices 0). A deviation is keyed by the thread that was running when
+the choice was made and how many choices that thread had made before, which
+survives the removal of other deviations far better than a global index.
+The shrinker removes deviations (chunks first, then one by one, as delta
+debugging does) while the run still fails the same way, and reports what is
+left: "2 preemptions: at step 12 preempt T1 thread-a, run T2 thread-b; ...".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from panthor_testbed.sched import Kernel, Replay, Strategy
+from panthor_testbed.sched.thread import SimThread
+
+from .replay import graph_for, same_failure, spec_of
+from .replayfile import ReplayFile
+from .runner import RunSpec, execute
+
+Key = tuple[int, int]  # (tid running at the choice, its choice count so far)
+
+
+@dataclass(frozen=True)
+class Decision:
+    key: Key
+    step: int
+    kind: str  # "thread" or "data"
+    current: int | None  # tid of the running thread if it could go on, else None
+    last: int  # tid of the thread that was running (or just blocked/exited)
+    options: tuple[int, ...]  # runnable tids (thread) or range size (data: (n,))
+    chosen: int  # tid (thread) or value (data)
+    what: str = ""
+
+    @property
+    def canonical(self) -> int:
+        if self.kind == "data":
+            return 0
+        return self.current if self.current is not None else min(self.options)
+
+    @property
+    def deviates(self) -> bool:
+        return self.chosen != self.canonical
+
+    @property
+    def preemption(self) -> bool:
+        return self.kind == "thread" and self.current is not None and self.deviates
+
+
+class _Recorder(Strategy):
+    """Wraps a strategy (or the canonical choice plus deviations) and logs every decision."""
+
+    name = "shrink"
+
+    def __init__(self, inner: Strategy | None, deviations: dict[Key, int] | None = None) -> None:
+        self.inner = inner
+        self.deviations = deviations or {}
+        self.log: list[Decision] = []
+        self.counts: dict[int, int] = {}
+
+    def _key(self, k: Kernel) -> tuple[Key, int]:
+        cur = k.current
+        tid = cur.tid if cur is not None else -1
+        n = self.counts.get(tid, 0)
+        self.counts[tid] = n + 1
+        return (tid, n), tid
+
+    def start_run(self, k: Kernel) -> None:
+        if self.inner is not None:
+            self.inner.start_run(k)
+
+    def end_run(self, k: Kernel) -> None:
+        if self.inner is not None:
+            self.inner.end_run(k)
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        key, last = self._key(k)
+        if self.inner is not None:
+            chosen = self.inner.pick(k, cur, runnable)
+        else:
+            chosen = cur if cur is not None else runnable[0]
+            want = self.deviations.get(key)
+            if want is not None:
+                for t in runnable:
+                    if t.tid == want:
+                        chosen = t
+                        break
+        self.log.append(
+            Decision(
+                key,
+                k.steps,
+                "thread",
+                cur.tid if cur is not None else None,
+                last,
+                tuple(t.tid for t in runnable),
+                chosen.tid,
+            )
+        )
+        return chosen
+
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
+        key, last = self._key(k)
+        if self.inner is not None:
+            v = self.inner.choose(k, n, p_nonzero, what)
+        else:
+            want = self.deviations.get(key, 0)
+            v = want if 0 <= want < n else 0
+        self.log.append(Decision(key, k.steps, "data", None, last, (n,), v, what))
+        return v
+
+
+def deviations(log: list[Decision]) -> dict[Key, int]:
+    return {d.key: d.chosen for d in log if d.deviates}
+
+
+class ShrinkError(Exception):
+    pass
+
+
+@dataclass
+class ShrinkResult:
+    original: ReplayFile
+    shrunk: ReplayFile
+    kernel: Kernel
+    log: list[Decision]
+    runs: int  # executions tried
+    before: int  # deviations before
+    after: int  # deviations after
+
+    def summary(self) -> str:
+        """The deviations a reviewer reads."""
+        return describe(self.log, self.kernel)
+
+
+def describe(log: list[Decision], k: Kernel) -> str:
+    devs = [d for d in log if d.deviates]
+    pre = sum(1 for d in devs if d.preemption)
+    names = k.trace.thread_names
+
+    def label(tid: int) -> str:
+        return f"T{tid} {names[tid]}" if 0 <= tid < len(names) else f"T{tid}"
+
+    parts = []
+    for d in devs:
+        if d.kind == "data":
+            parts.append(f"at step {d.step}: {d.what or f'data choice {d.chosen}'}")
+        elif d.preemption:
+            parts.append(
+                f"at step {d.step} switch to {label(d.chosen)} (preempting {label(d.last)})"
+            )
+        else:
+            parts.append(
+                f"at step {d.step} ({label(d.last)} blocked or exited) run {label(d.chosen)} "
+                f"instead of {label(d.canonical)}"
+            )
+    head = f"{pre} preemption{'s' if pre != 1 else ''}"
+    other = len(devs) - pre
+    if other:
+        head += f" and {other} other choice{'s' if other != 1 else ''}"
+    if not parts:
+        return f"{head}: the canonical schedule fails by itself"
+    return head + ": " + "; ".join(parts)
+
+
+async def _attempt(rf: ReplayFile, spec: RunSpec, devs: dict[Key, int]) -> tuple[Kernel, _Recorder]:
+    rec = _Recorder(None, devs)
+    k = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
+    return k, rec
+
+
+async def shrink(rf: ReplayFile, *, max_runs: int = 2000) -> ShrinkResult:
+    """Minimise ``rf``'s schedule while it keeps failing with the same signature."""
+    spec = spec_of(rf)
+    replayer = Replay(rf.choices, strict=True)
+    base = _Recorder(replayer)
+    k = await execute(spec, base, graph_for(rf), run_id=rf.run_id)
+    if replayer.divergence is not None:
+        raise ShrinkError(f"replay file does not fit the run: {replayer.divergence}")
+    if not same_failure(k, rf):
+        got = k.primary_failure
+        raise ShrinkError(
+            "the replay file does not reproduce its failure"
+            + (f" (got {got.kind}: {got.message})" if got else " (the run passed)")
+        )
+    best_k, best_log = k, base.log
+    devs = deviations(base.log)
+    before = len(devs)
+    runs = 1
+
+    async def still_fails(cand: dict[Key, int]) -> bool:
+        nonlocal best_k, best_log, runs, devs
+        runs += 1
+        k2, rec = await _attempt(rf, spec, cand)
+        if same_failure(k2, rf):
+            best_k, best_log = k2, rec.log
+            devs = deviations(rec.log)
+            return True
+        return False
+
+    # Delta debugging over the deviation set: drop chunks, then single deviations.
+    chunk = max(1, len(devs) // 2)
+    while devs and runs < max_runs:
+        keys = list(devs)
+        progress = False
+        for start in range(0, len(keys), chunk):
+            drop = set(keys[start : start + chunk])
+            cand = {key: v for key, v in devs.items() if key not in drop}
+            if await still_fails(cand):
+                progress = True
+                break
+            if runs >= max_runs:
+                break
+        if progress:
+            chunk = max(1, min(chunk, len(devs) // 2))
+            continue
+        if chunk == 1:
+            break
+        chunk = max(1, chunk // 2)
+    shrunk = ReplayFile(
+        scenario=rf.scenario,
+        params=rf.params,
+        strategy={"name": "shrunk", "from": rf.strategy},
+        seed=rf.seed,
+        run_id=rf.run_id,
+        choices=list(best_k.choices),
+        inject=rf.inject,
+        config=rf.config,
+        failure=_failure_json(best_k, rf),
+        digest=best_k.trace.digest(),
+        steps=best_k.steps,
+        lockdep_edges=rf.lockdep_edges,
+        lockdep_reported=rf.lockdep_reported,
+        note=describe(best_log, best_k),
+    )
+    return ShrinkResult(rf, shrunk, best_k, best_log, runs, before, len(devs))
+
+
+def _failure_json(k: Kernel, rf: ReplayFile) -> dict[str, object]:
+    f = k.primary_failure
+    if f is None:
+        return dict(rf.failure)
+    return {
+        "kind": f.kind,
+        "message": f.message,
+        "signature": f.signature,
+        "thread": f.thread,
+        "step": f.step,
+        "also": [g.message for g in k.failures if g is not f],
+    }

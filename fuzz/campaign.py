@@ -272,12 +272,19 @@ async def run_campaign(
     async with open_session():
         for si, plan in enumerate(_plans(specs, opts, start)):
             progress.start(plan.name, plan.total, _budget_left(plan, start))
+            t_scenario = time.monotonic()
             current = ScenarioResult(plan.name)
             result.scenarios.append(current)
 
             def on_progress(
-                runs: int, steps: int, name: str = plan.name, cur: ScenarioResult = current
+                runs: int,
+                steps: int,
+                name: str = plan.name,
+                cur: ScenarioResult = current,
+                t0: float = t_scenario,
             ) -> None:
+                cur.runs, cur.steps = runs, steps
+                cur.elapsed_s = time.monotonic() - t0
                 progress.update(name, runs, steps, len(cur.failures))
 
             def on_found(

@@ -224,6 +224,15 @@ def _bind_params(scenarios: list[Scenario], pairs: list[str]) -> list[dict[str, 
     return bound
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, possibly wrapped in exception groups by Trio nurseries."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(KeyboardInterrupt) is not None
+    return False
+
+
 def _out(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=1)
     sys.stdout.write("\n")
@@ -310,7 +319,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             run_campaign_parallel(spec_refs(specs), opts, progress, result)
         else:
             trio.run(run_campaign, specs, opts, progress, result)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _is_interrupt(exc):
+            raise
         result.interrupted = True
         status = EXIT_INTERRUPTED
         if progress.enabled:
@@ -532,7 +543,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _is_interrupt(exc):
+            raise
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:

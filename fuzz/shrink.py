@@ -50,7 +50,7 @@ class Decision:
         return self.kind == "thread" and self.current is not None and self.deviates
 
 
-class _Recorder(Strategy):
+class DecisionRecorder(Strategy):
     """Wraps a strategy (or the canonical choice plus deviations) and logs every decision."""
 
     name = "shrink"
@@ -165,8 +165,10 @@ def describe(log: list[Decision], k: Kernel) -> str:
     return head + ": " + "; ".join(parts)
 
 
-async def _attempt(rf: ReplayFile, spec: RunSpec, devs: dict[Key, int]) -> tuple[Kernel, _Recorder]:
-    rec = _Recorder(None, devs)
+async def _attempt(
+    rf: ReplayFile, spec: RunSpec, devs: dict[Key, int]
+) -> tuple[Kernel, DecisionRecorder]:
+    rec = DecisionRecorder(None, devs)
     k = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
     return k, rec
 
@@ -175,7 +177,7 @@ async def shrink(rf: ReplayFile, *, max_runs: int = 2000) -> ShrinkResult:
     """Minimise ``rf``'s schedule while it keeps failing with the same signature."""
     spec = spec_of(rf)
     replayer = Replay(rf.choices, strict=True)
-    base = _Recorder(replayer)
+    base = DecisionRecorder(replayer)
     k = await execute(spec, base, graph_for(rf), run_id=rf.run_id)
     if replayer.divergence is not None:
         raise ShrinkError(f"replay file does not fit the run: {replayer.divergence}")

@@ -47,11 +47,20 @@ def run(
     strategy: Strategy | None = None,
     config: KernelConfig | None = None,
     lockdep: Lockdep | None = None,
+    run_id: int = 0,
     **kwargs: Any,
 ) -> Kernel:
     """Synchronous :func:`arun` (starts its own trio.run). A fresh lockdep graph by default."""
     return trio.run(
-        lambda: arun(scenario, *args, strategy=strategy, config=config, lockdep=lockdep, **kwargs)
+        lambda: arun(
+            scenario,
+            *args,
+            strategy=strategy,
+            config=config,
+            lockdep=lockdep,
+            run_id=run_id,
+            **kwargs,
+        )
     )
 
 

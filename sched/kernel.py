@@ -166,6 +166,7 @@ def _abort_parked(_: Any) -> Abort:
     if k is not None:
         k.stopping = True
         k.tracing = False
+        k.interrupted = True
     return Abort.SUCCEEDED
 
 
@@ -198,6 +199,7 @@ class Kernel:
         self.choices: list[int] = []
         self.failures: list[Failure] = []
         self.stopping = False  # the run is ending: no more switches, no more findings
+        self.interrupted = False  # cancelled from outside (Ctrl-C): Trio owns the teardown
         self.finished = False  # every non-daemon thread exited
         self.trace = Trace()
         self.tracing = self.config.trace
@@ -254,7 +256,7 @@ class Kernel:
         self.runnable.append(t)  # the newest tid is the largest: stays sorted
         if not daemon:
             self.live_nondaemon += 1
-        self._session.assign(t)
+        self._session.assign(t, self)
         if self.current is not None:
             self.ev("spawn", f"T{tid}", tname)
         return t
@@ -524,9 +526,11 @@ class Kernel:
         except Exception as exc:  # any escape is a finding
             self._thread_crashed(t, exc)
         except BaseException:
-            # Ctrl-C and friends: leave the run, let the caller report.
+            # Ctrl-C and friends: leave the run, let the caller report. Trio is
+            # cancelling every task now, so teardown must not touch them.
             self.stopping = True
             self.tracing = False
+            self.interrupted = True
             self._on_thread_exit(t)
             raise
         self._on_thread_exit(t)
@@ -575,6 +579,7 @@ class Kernel:
 
     def _abort_main(self, _: Any) -> Abort:
         self._main_parked = False
+        self.interrupted = True
         self.stopping = True
         self.tracing = False
         return Abort.SUCCEEDED
@@ -610,6 +615,10 @@ class Kernel:
         Inside a session (:func:`open_session`) the run reuses its Trio tasks;
         otherwise a session is opened for this run alone.
         """
+        if self._ran:
+            raise ExecutorError("a Kernel runs once; make a new one")
+        if _K is not None:
+            raise ExecutorError("another simulated kernel run is active in this process")
         session = current_session()
         if session is None:
             async with open_session() as session:
@@ -658,6 +667,8 @@ class Kernel:
         self.stopping = True
         self.tracing = False
         for t in self.threads:
+            if self.interrupted:
+                break  # Trio is cancelling the tasks itself
             if t.state is _DONE:
                 continue
             self.current = t

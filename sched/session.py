@@ -31,12 +31,22 @@ if TYPE_CHECKING:
 
 
 class Worker:
-    __slots__ = ("scope", "task", "thread")
+    __slots__ = ("abort_idle", "kernel", "scope", "task", "thread")
 
-    def __init__(self, thread: SimThread) -> None:
+    def __init__(self, thread: SimThread, kernel: Kernel, session: Session) -> None:
         self.thread: SimThread | None = thread
+        self.kernel: Kernel | None = kernel
         self.task: trio.lowlevel.Task | None = None
         self.scope: trio.CancelScope | None = None
+
+        def abort_idle(_: Any) -> Abort:
+            # Cancelled while idle (the session is closing): never hand this
+            # task another thread, Trio is about to resume it with Cancelled.
+            if self in session.idle:
+                session.idle.remove(self)
+            return Abort.SUCCEEDED
+
+        self.abort_idle = abort_idle
 
 
 def _abort_idle(_: Any) -> Abort:
@@ -58,7 +68,7 @@ class Session:
         if self.kernel is not None:
             raise ExecutorError("another simulated kernel run is active in this session")
         self.kernel = k
-        if self._guard_idle:
+        if self._guard_idle and not self.nursery.cancel_scope.cancel_called:
             self._guard_idle = False
             assert self._guard_task is not None
             reschedule(self._guard_task)
@@ -67,47 +77,55 @@ class Session:
         if self.kernel is k:
             self.kernel = None
 
-    def assign(self, t: SimThread) -> None:
+    def assign(self, t: SimThread, k: Kernel) -> None:
         """Bind a new simulated thread to a worker task (no Trio scheduling happens)."""
         if self.idle:
             w = self.idle.pop()
             w.thread = t
+            w.kernel = k
             t.worker = w
             t.task = w.task
             t.parked = True  # the worker is parked idle: it runs t when rescheduled
             return
-        w = Worker(t)
+        w = Worker(t, k, self)
         t.worker = w
         self.workers_started += 1
         self.nursery.start_soon(self._worker_main, w, name="sim-worker")
 
     # ------------------------------------------------------------------ tasks
 
+    # Ctrl-C never lands inside a worker (between model code and the pool's
+    # bookkeeping): Trio delivers it to the main task, which then cancels us.
+    @trio.lowlevel.enable_ki_protection
     async def _worker_main(self, w: Worker) -> None:
         w.task = current_task()
         with trio.CancelScope() as scope:
             w.scope = scope
             while True:
-                t = w.thread
-                k = self.kernel
-                assert t is not None and k is not None
+                t, k = w.thread, w.kernel
+                if t is None or k is None:
+                    return
                 t.task = w.task
                 await k.run_thread(t)
-                w.thread = None
+                w.thread = w.kernel = None
                 if scope.cancel_called:
                     return  # cancelled by the guard: this task cannot park any more
                 self.idle.append(w)
                 # RunStopped here: killed before it started; run_thread sees `stopping`.
                 with contextlib.suppress(RunStopped):
-                    await wait_task_rescheduled(_abort_idle)
+                    await wait_task_rescheduled(w.abort_idle)
 
+    @trio.lowlevel.enable_ki_protection
     async def _guard_main(self) -> None:
         self._guard_task = current_task()
         while True:
             k = self.kernel
             if k is None:
                 self._guard_idle = True
-                await wait_task_rescheduled(_abort_idle)
+                try:
+                    await wait_task_rescheduled(_abort_idle)
+                finally:
+                    self._guard_idle = False
                 continue
             await trio.testing.wait_all_tasks_blocked()
             k = self.kernel

@@ -1,0 +1,285 @@
+"""The panthor-testbed command: outputs, replay files and exit statuses (CLI.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from panthor_testbed.fuzz.cli import main
+
+SCENARIO_FILE = '''
+from panthor_testbed.sched import Kernel, Mutex, mutex_lock, mutex_unlock, preempt
+
+
+async def my_race(k: Kernel, loops: int = 2) -> None:
+    """two threads take L1/L2 in opposite orders"""
+    l1, l2 = Mutex("L1"), Mutex("L2")
+
+    async def one() -> None:
+        for _ in range(loops):
+            await mutex_lock(l1)
+            await mutex_lock(l2)
+            await mutex_unlock(l2)
+            await mutex_unlock(l1)
+
+    async def two() -> None:
+        await mutex_lock(l2)
+        await preempt()
+        await mutex_lock(l1)
+        await mutex_unlock(l1)
+        await mutex_unlock(l2)
+
+    k.spawn(one, name="one")
+    k.spawn(two, name="two")
+'''
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_scenarios_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "scenarios", "--json")
+    assert code == 0
+    names = [s["name"] for s in json.loads(out)]
+    assert names[:4] == ["abba", "lost-wakeup", "refcount-race", "lost-update"]
+    code, out, _ = _run(capsys, "scenarios")
+    assert "abba" in out and "[inverted=True]" in out
+
+
+def test_bugs_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "bugs", "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_fuzz_json_and_replay_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_dir = tmp_path / "failures"
+    code, out, _ = _run(
+        capsys,
+        "fuzz",
+        "lost-update",
+        "--runs",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        str(out_dir),
+        "--json",
+    )
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["strategy"] == "pct" and doc["seed"] == 3 and doc["depth"] == 3
+    assert doc["failures"] == 1 and doc["runs"] == doc["scenarios"][0]["runs"]
+    found = doc["scenarios"][0]["failures"][0]
+    assert found["kind"] == "invariant"
+    assert set(found) >= {"kind", "message", "run", "seed", "replay"}
+    replay = Path(found["replay"])
+    assert replay.exists() and replay.name == f"lost-update-{found['seed']}.json"
+    data = json.loads(replay.read_text())
+    assert data["format"] == 1 and data["scenario"] == "lost-update"
+    assert data["failure"]["kind"] == "invariant" and data["choices"]
+
+    code, out, _ = _run(capsys, "replay", str(replay))
+    assert code == 1
+    assert "reproduced 3/3: invariant" in out
+    assert "trace digest matches the recording (3/3)" in out
+
+
+def test_clean_scenario_exits_zero(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = _run(
+        capsys,
+        "fuzz",
+        "abba",
+        "--param",
+        "inverted=false",
+        "--runs",
+        "50",
+        "--out",
+        str(tmp_path),
+        "--strategy",
+        "random",
+    )
+    assert code == 0
+    assert "abba" in out and "ok" in out and "0 failure(s)" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_user_scenario_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "my_scenarios.py"
+    path.write_text(SCENARIO_FILE)
+    spec = f"{path}:my_race"
+    code, out, _ = _run(
+        capsys,
+        "fuzz",
+        spec,
+        "--runs",
+        "300",
+        "--param",
+        "loops=1",
+        "--out",
+        str(tmp_path / "f"),
+        "--json",
+    )
+    assert code == 1
+    failure = json.loads(out)["scenarios"][0]["failures"][0]
+    assert failure["kind"] in ("deadlock", "lockdep")
+    code, out, _ = _run(capsys, "replay", failure["replay"])
+    assert code == 1 and "reproduced 3/3" in out
+
+
+def test_tampered_replay_file_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _run(capsys, "fuzz", "lost-update", "--runs", "200", "--out", str(tmp_path), "--json")
+    replay = next(tmp_path.glob("lost-update-*.json"))
+    data = json.loads(replay.read_text())
+    data["choices"][0] = 42
+    bad = tmp_path / "tampered.json"
+    bad.write_text(json.dumps(data))
+    code, out, err = _run(capsys, "replay", str(bad))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "checksum mismatch" in err and "Traceback" not in err
+    del data["checksum"]
+    bad.write_text(json.dumps(data))
+    code, _, err = _run(capsys, "replay", str(bad))
+    assert code == 2 and err.count("\n") == 1 and "does not fit the run" in err
+    bad.write_text("{not json")
+    code, _, err = _run(capsys, "replay", str(bad))
+    assert code == 2 and "not JSON" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["fuzz", "no-such-scenario"], "unknown scenario"),
+        (["fuzz", "abba", "--param", "nope=1"], "no selected scenario"),
+        (["fuzz", "abba", "--param", "inverted=maybe"], "takes a bool"),
+        (["fuzz", "--runs", "0"], "positive integer"),
+        (["fuzz", "--inject", "bogus-bug"], "unknown bug slug"),
+        (["fuzz", "--strategy", "dfs"], "invalid choice"),
+        (["replay", "/no/such/file.json"], "no such file"),
+        (["explore", "abba"], "--preemption-bound"),
+        (["frobnicate"], "invalid choice"),
+        (["fuzz", "x.py:f"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    code, out, err = _run(capsys, *argv)
+    assert out == ""
+    assert code == 2, (argv, err)
+    assert needle in err and err.count("\n") == 1 and err.startswith("panthor-testbed: error:")
+
+
+def test_shrink_reports_deviations(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _run(
+        capsys,
+        "fuzz",
+        "lost-update",
+        "--strategy",
+        "random",
+        "--runs",
+        "200",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
+    replay = next(tmp_path.glob("lost-update-*.json"))
+    code, out, _ = _run(capsys, "shrink", str(replay), "-o", str(tmp_path / "min.json"))
+    assert code == 1
+    assert "1 preemption: at step" in out and "switch to T" in out
+    code, out, _ = _run(capsys, "replay", str(tmp_path / "min.json"))
+    assert code == 1 and "reproduced 3/3" in out
+
+
+def test_explore_counts_and_finds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = _run(
+        capsys, "explore", "abba", "--preemption-bound", "2", "--out", str(tmp_path), "--json"
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["complete"] and doc["schedules"] == 30
+    kinds = {f["kind"] for f in doc["failures"]}
+    assert kinds == {"lockdep", "deadlock"}
+    code, out, _ = _run(
+        capsys,
+        "explore",
+        "abba",
+        "--preemption-bound",
+        "3",
+        "--param",
+        "inverted=false",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0 and "explored 36 schedules (every schedule with at most 3 preemptions)" in out
+
+
+def test_replay_trace_and_perfetto(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _run(capsys, "fuzz", "abba", "--runs", "300", "--out", str(tmp_path), "--json")
+    replay = sorted(tmp_path.glob("abba-*.json"))[0]
+    perfetto = tmp_path / "trace.json"
+    code, out, _ = _run(capsys, "replay", str(replay), "--trace", "--perfetto", str(perfetto))
+    assert code == 1
+    assert "T1 thread-a" in out and "T2 thread-b" in out
+    assert json.loads(perfetto.read_text())["traceEvents"]
+
+
+def test_bench_json_reports_figures_beside_baselines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = _run(capsys, "bench", "--json", "--quick", "--only", "executor")
+    assert code == 0
+    doc = json.loads(out)
+    figures = {f["name"]: f for f in doc["figures"]}
+    decision = figures["executor-decision"]
+    assert decision["baseline"] == "trio-event-switch" and decision["unit"] == "us"
+    assert decision["ratio"] == pytest.approx(
+        decision["value"] / decision["baseline_value"], rel=0.01
+    )
+    assert figures["scenario-execution"]["baseline"] == "trio-run"
+
+
+def test_interrupted_campaign_exits_130_and_keeps_its_findings(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "panthor_testbed.fuzz",
+            "fuzz",
+            "abba",
+            "lost-update",
+            "--keep-going",
+            "--runs",
+            "100000000",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob("abba-*.json")):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "(interrupted)" in out and "Traceback" not in err
+    saved = {p.name for p in tmp_path.glob("abba-*.json")}
+    assert saved
+    for name in saved:
+        assert name in out  # every failure on disk is in the summary

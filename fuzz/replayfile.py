@@ -174,5 +174,6 @@ def checksum(body: dict[str, Any]) -> str:
 
 def replay_name(scenario: str, seed: int) -> str:
     """``failures/<scenario>-<seed>.json``, with a file-name-safe scenario name."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in scenario.split("/")[-1])
+    base = scenario.replace("\\", "/").split("/")[-1].replace(".py:", "-").replace(":", "-")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
     return f"{safe.strip('_') or 'scenario'}-{seed}.json"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from panthor_testbed.sched import Kernel, Replay, Strategy
+from panthor_testbed.sched.explore import DFSStrategy, next_prefix
 from panthor_testbed.sched.thread import SimThread
 
 from .replay import graph_for, same_failure, spec_of
@@ -221,6 +222,25 @@ async def shrink(rf: ReplayFile, *, max_runs: int = 2000) -> ShrinkResult:
         if chunk == 1:
             break
         chunk = max(1, chunk // 2)
+    # Removal cannot swap one preemption for a better-placed one; a bounded
+    # exhaustive search with fewer preemptions can.
+    preemptions = sum(1 for d in best_log if d.preemption)
+    for bound in range(preemptions):
+        if runs >= max_runs:
+            break
+        prefix: list[int] | None = []
+        while prefix is not None and runs < max_runs:
+            dfs = DFSStrategy(prefix)
+            rec = DecisionRecorder(dfs)
+            runs += 1
+            k2 = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
+            if same_failure(k2, rf):
+                best_k, best_log = k2, rec.log
+                devs = deviations(rec.log)
+                break
+            prefix = next_prefix(dfs.trail, bound)
+        if prefix is not None:
+            break
     shrunk = ReplayFile(
         scenario=rf.scenario,
         params=rf.params,

@@ -27,12 +27,12 @@ from typing import Any
 
 import trio
 
-from panthor_testbed.sched import Failure, Kernel, make_strategy
+from panthor_testbed.sched import Kernel, make_strategy
 from panthor_testbed.sched.lockdep import Lockdep
 from panthor_testbed.sched.session import open_session
 
-from .replayfile import ReplayFile, replay_name
-from .runner import RunSpec, derive_seed, execute, lockdep_edges_of
+from .replayfile import replay_name
+from .runner import RunSpec, derive_seed, execute, replay_file_of
 from .scenario import get_scenario
 
 DEFAULT_RUNS = 1000
@@ -138,36 +138,18 @@ class _Plan:
 
 
 def _record(
-    k: Kernel, plan: _Plan, opts: CampaignOptions, index: int, seed: int, failure: Failure
+    k: Kernel,
+    plan: _Plan,
+    opts: CampaignOptions,
+    index: int,
+    seed: int,
+    reported_before: list[list[str]],
 ) -> Found:
-    path = os.path.join(opts.out, replay_name(plan.name, seed))
-    spec = plan.spec
-    strategy = {"name": opts.strategy, "seed": seed}
+    strategy: dict[str, Any] = {"name": opts.strategy, "seed": seed}
     if opts.strategy == "pct":
         strategy["depth"] = opts.depth
-    others = [f.message for f in k.failures if f is not failure]
-    rf = ReplayFile(
-        scenario=plan.name,
-        params=spec.params,
-        strategy=strategy,
-        seed=seed,
-        run_id=k.run_id,
-        choices=list(k.choices),
-        inject=sorted(spec.inject),
-        config=spec.config.to_json(),
-        failure={
-            "kind": failure.kind,
-            "message": failure.message,
-            "signature": failure.signature,
-            "thread": failure.thread,
-            "step": failure.step,
-            "also": others,
-        },
-        digest=k.trace.digest(),
-        steps=k.steps,
-        lockdep_edges=lockdep_edges_of(k),
-        lockdep_reported=k.objects.get("_lockdep_reported_before", []),
-    )
+    rf = replay_file_of(k, plan.spec, strategy=strategy, seed=seed, reported_before=reported_before)
+    path = os.path.join(opts.out, replay_name(plan.name, seed))
     rf.save(path)
     return Found(plan.name, rf.failure, index, seed, path)
 
@@ -207,10 +189,8 @@ async def run_scenario(
         strategy = make_strategy(
             opts.strategy, seed, depth=opts.depth, steps_estimate=steps_estimate
         )
-        reported_before = graph.reported_pairs() if graph.reported else []
+        reported_before = graph.reported_pairs()
         k = await execute(plan.spec, strategy, graph, run_id=run_id_base + index)
-        if reported_before:
-            k.objects["_lockdep_reported_before"] = reported_before
         steps_estimate = max(steps_estimate, k.steps)
         result.runs += 1
         result.steps += k.steps
@@ -219,7 +199,7 @@ async def run_scenario(
         stop = False
         if failure is not None and failure.signature not in seen:
             seen.add(failure.signature)
-            found = _record(k, plan, opts, index, seed, failure)
+            found = _record(k, plan, opts, index, seed, reported_before)
             if (
                 pending_lockdep is not None
                 and failure.kind == "deadlock"

@@ -10,6 +10,7 @@ from panthor_testbed.sched import Kernel, KernelConfig, Strategy
 from panthor_testbed.sched.lockdep import Lockdep
 
 from .catalogue import get_bug
+from .replayfile import ReplayFile
 from .scenario import Scenario
 
 
@@ -70,3 +71,50 @@ def lockdep_edges_of(k: Kernel) -> list[dict[str, Any]]:
                 seen.add(key)
                 edges.append(e)
     return edges
+
+
+def failure_json(k: Kernel) -> dict[str, Any]:
+    """The run's primary failure as stored in replay files (with the others' messages)."""
+    f = k.primary_failure
+    if f is None:
+        return {"kind": "none", "message": "the run passed"}
+    return {
+        "kind": f.kind,
+        "message": f.message,
+        "signature": f.signature,
+        "thread": f.thread,
+        "step": f.step,
+        "also": [g.message for g in k.failures if g is not f],
+    }
+
+
+def replay_file_of(
+    k: Kernel,
+    spec: RunSpec,
+    *,
+    strategy: dict[str, Any],
+    seed: int,
+    reported_before: list[list[str]],
+    note: str = "",
+) -> ReplayFile:
+    """Everything needed to re-run ``k`` exactly.
+
+    ``reported_before``: what the lockdep graph had already reported when the
+    run started (reports are made once per graph, so a replay must know).
+    """
+    return ReplayFile(
+        scenario=spec.scenario.name,
+        params=spec.params,
+        strategy=strategy,
+        seed=seed,
+        run_id=k.run_id,
+        choices=list(k.choices),
+        inject=sorted(spec.inject),
+        config=spec.config.to_json(),
+        failure=failure_json(k),
+        digest=k.trace.digest(),
+        steps=k.steps,
+        lockdep_edges=lockdep_edges_of(k),
+        lockdep_reported=reported_before,
+        note=note,
+    )

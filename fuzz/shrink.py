@@ -20,7 +20,7 @@ from panthor_testbed.sched.thread import SimThread
 
 from .replay import graph_for, same_failure, spec_of
 from .replayfile import ReplayFile
-from .runner import RunSpec, execute
+from .runner import RunSpec, execute, replay_file_of
 
 Key = tuple[int, int]  # (tid running at the choice, its choice count so far)
 
@@ -241,34 +241,15 @@ async def shrink(rf: ReplayFile, *, max_runs: int = 2000) -> ShrinkResult:
             prefix = next_prefix(dfs.trail, bound)
         if prefix is not None:
             break
-    shrunk = ReplayFile(
-        scenario=rf.scenario,
-        params=rf.params,
+    shrunk = replay_file_of(
+        best_k,
+        spec,
         strategy={"name": "shrunk", "from": rf.strategy},
         seed=rf.seed,
-        run_id=rf.run_id,
-        choices=list(best_k.choices),
-        inject=rf.inject,
-        config=rf.config,
-        failure=_failure_json(best_k, rf),
-        digest=best_k.trace.digest(),
-        steps=best_k.steps,
-        lockdep_edges=rf.lockdep_edges,
-        lockdep_reported=rf.lockdep_reported,
+        reported_before=rf.lockdep_reported,
         note=describe(best_log, best_k),
     )
+    shrunk.scenario = rf.scenario
+    # the dependencies the original relied on are still what the graph knew
+    shrunk.lockdep_edges = rf.lockdep_edges
     return ShrinkResult(rf, shrunk, best_k, best_log, runs, before, len(devs))
-
-
-def _failure_json(k: Kernel, rf: ReplayFile) -> dict[str, object]:
-    f = k.primary_failure
-    if f is None:
-        return dict(rf.failure)
-    return {
-        "kind": f.kind,
-        "message": f.message,
-        "signature": f.signature,
-        "thread": f.thread,
-        "step": f.step,
-        "also": [g.message for g in k.failures if g is not f],
-    }

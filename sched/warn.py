@@ -50,27 +50,26 @@ def WARN(cond: object, fmt: str, *args: object) -> bool:
 _ONCE_KEY = "warn_once_sites"
 
 
+def _warn_once(what: str | None) -> None:
+    """WARN unless this call site already warned in this run."""
+    k = current_kernel()
+    frame = sys._getframe(2)
+    key = (frame.f_code, frame.f_lineno)
+    seen: set[object] = k.objects.setdefault(_ONCE_KEY, set())
+    if key not in seen:
+        seen.add(key)
+        _warn(3, what)
+
+
 def WARN_ON_ONCE(cond: object) -> bool:
     if cond:
-        k = current_kernel()
-        frame = sys._getframe(1)
-        key = (frame.f_code, frame.f_lineno)
-        seen: set[object] = k.objects.setdefault(_ONCE_KEY, set())
-        if key not in seen:
-            seen.add(key)
-            _warn(2, None)
+        _warn_once(None)
     return bool(cond)
 
 
 def WARN_ONCE(cond: object, fmt: str, *args: object) -> bool:
     if cond:
-        k = current_kernel()
-        frame = sys._getframe(1)
-        key = (frame.f_code, frame.f_lineno)
-        seen: set[object] = k.objects.setdefault(_ONCE_KEY, set())
-        if key not in seen:
-            seen.add(key)
-            _warn(2, fmt % args if args else fmt)
+        _warn_once(fmt % args if args else fmt)
     return bool(cond)
 
 
@@ -88,13 +87,7 @@ def drm_WARN(drm: object, cond: object, fmt: str, *args: object) -> bool:
 
 def drm_WARN_ON_ONCE(drm: object, cond: object) -> bool:
     if cond:
-        k = current_kernel()
-        frame = sys._getframe(1)
-        key = (frame.f_code, frame.f_lineno)
-        seen: set[object] = k.objects.setdefault(_ONCE_KEY, set())
-        if key not in seen:
-            seen.add(key)
-            _warn(2, None)
+        _warn_once(None)
     return bool(cond)
 
 

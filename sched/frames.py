@@ -35,10 +35,13 @@ def _fmt(frame: FrameType, lineno: int) -> str:
 def caller_location(skip: int = 1) -> str:
     """The innermost model frame above the caller: 'mmu/panthor_mmu.py:523 in fn'."""
     frame: FrameType | None = sys._getframe(skip)
+    fallback = "?"
     while frame is not None and is_executor_file(frame.f_code.co_filename):
+        if fallback == "?" and not _is_runtime(frame.f_code.co_filename):
+            fallback = _fmt(frame, frame.f_lineno)
         frame = frame.f_back
     if frame is None:
-        return "?"
+        return fallback
     return _fmt(frame, frame.f_lineno)
 
 
@@ -52,25 +55,42 @@ def caller_site(skip: int = 1) -> tuple[str, int, str]:
     return (short_path(frame.f_code.co_filename), frame.f_lineno, frame.f_code.co_name)
 
 
+def _is_runtime(filename: str) -> bool:
+    """Trio, outcome and the executor core: never where a model went wrong."""
+    return any(p in filename for p in _SKIP_PARTS) or os.path.basename(filename) in _CORE_FILES
+
+
+# Kernel objects in sched/ (workqueues, drm_sched, ...) are model code too; a
+# report falls back to their frames when no driver frame is on the stack
+# (a work item or a scheduler thread runs kernel code only).
+_CORE_FILES = frozenset({"kernel.py", "session.py", "waitqueue.py", "frames.py", "harness.py"})
+
+
 def model_location(tb: TracebackType | None) -> str:
     """The innermost model frame of a traceback (where the model went wrong)."""
-    best = "?"
+    best = fallback = "?"
     while tb is not None:
-        if not is_executor_file(tb.tb_frame.f_code.co_filename):
+        filename = tb.tb_frame.f_code.co_filename
+        if not is_executor_file(filename):
             best = _fmt(tb.tb_frame, tb.tb_lineno)
+        elif not _is_runtime(filename):
+            fallback = _fmt(tb.tb_frame, tb.tb_lineno)
         tb = tb.tb_next
-    return best
+    return best if best != "?" else fallback
 
 
 def where_blocked(t: SimThread) -> str:
     """The model line a parked thread is blocked at."""
     if t.task is None:
         return "not started"
-    best = "?"
+    best = fallback = "?"
     for frame, lineno in t.task.iter_await_frames():
-        if not is_executor_file(frame.f_code.co_filename):
+        filename = frame.f_code.co_filename
+        if not is_executor_file(filename):
             best = _fmt(frame, lineno)
-    return best
+        elif not _is_runtime(filename):
+            fallback = _fmt(frame, lineno)
+    return best if best != "?" else fallback
 
 
 # A call site captured cheaply on hot paths and formatted only for reports.

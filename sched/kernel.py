@@ -210,7 +210,9 @@ class Kernel:
         self.mem: Memory = _memory.Memory(self)
         self.exit_checks: list[Callable[[Kernel], None]] = []
         self.objects: dict[str, Any] = {}  # scenario-visible handles (device, vms, ...)
+        # Timer callbacks run as softirqs: atomic context (might_sleep reports).
         self.timer_thread = SimThread(TIMER_TID, "timer", None, (), True)
+        self.timer_thread.preempt_count = 1
         self._main_task: trio.lowlevel.Task | None = None
         self._main_parked = False
         self._session: Session | None = None

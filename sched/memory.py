@@ -69,9 +69,15 @@ class SlabObject:
 
 
 class SlabBacking(Protocol):
-    """Where a cache's objects come from (e.g. physical pages for page tables)."""
+    """Where a cache's objects come from (e.g. physical pages for page tables).
 
-    def new_object(self, cache: KmemCache) -> object: ...
+    ``new_object`` returns None when the backing store is exhausted (the
+    allocation then fails with NULL, as on -ENOMEM); ``gfp`` carries
+    ``__GFP_ZERO``. ``release_object`` gives the object's storage back; the
+    object is poisoned afterwards (any later access is a use-after-free).
+    """
+
+    def new_object(self, cache: KmemCache, gfp: int) -> object | None: ...
 
     def release_object(self, cache: KmemCache, obj: object) -> None: ...
 
@@ -105,7 +111,9 @@ class Memory:
     def __init__(self, k: Kernel) -> None:
         self.k = k
         self.ledger: dict[int, Allocation] = {}
-        self.quarantine: dict[int, tuple[object, str, str]] = {}  # obj, alloc site, free note
+        # id -> (obj, what, alloc site, free note): freed objects stay referenced
+        # for the run, so their identity stays unique
+        self.quarantine: dict[int, tuple[object, str, str, str]] = {}
         self.failable = 0  # failable allocations so far (for alloc_fail_nth)
         self.allocations = 0
         self.injected_failures = 0
@@ -114,8 +122,12 @@ class Memory:
 
     # -------------------------------------------------------------- core
 
-    async def _prologue(self, gfp: int) -> bool:
-        """Yield point + reclaim annotation + fault decision. True: fail this one."""
+    async def alloc_prologue(self, gfp: int) -> bool:
+        """What every allocation does first: a yield point, ``might_alloc(gfp)`` and
+        the fault-injection decision. True means: fail this allocation.
+
+        For allocators built outside this module (``alloc_pages``, shmem pages).
+        """
         await preempt()
         might_alloc(gfp)
         self.allocations += 1
@@ -151,7 +163,7 @@ class Memory:
             site = format_site(fast_site(3))
             if freed is not None and freed[0] is obj:
                 raise UseAfterFree(
-                    f"double free of {_type_name(obj)} in {how} at {site} (first {freed[2]})",
+                    f"double free of {freed[1]} in {how} at {site} (first {freed[3]})",
                     signature=f"use-after-free:double-free:{site}",
                 )
             raise UseAfterFree(
@@ -160,14 +172,15 @@ class Memory:
             )
         return rec
 
-    def poison(self, obj: object, rec: Allocation) -> None:
+    def poison(self, obj: object, what: str, alloc_site: Site = None) -> None:
+        """Quarantine and poison a freed object: any later access is a finding."""
         k = self.k
         cur = k.current
         note = (
             f"freed by {cur.label if cur else '?'} at step {k.steps}, {format_site(fast_site(3))}"
         )
-        self.quarantine[id(obj)] = (obj, format_site(rec.site), note)
-        _poison(obj, rec.what)
+        self.quarantine[id(obj)] = (obj, what, format_site(alloc_site), note)
+        _poison(obj)
 
     def check_leaks(self) -> None:
         live = [a for a in self.ledger.values() if not a.ignore]
@@ -214,15 +227,17 @@ _ALLOWED = frozenset({"__class__", "__dict__", "__slots__", "__weakref__"})
 
 def _type_name(obj: object) -> str:
     cls = type(obj)
-    return getattr(cls, "_freed_what", cls.__name__)
+    return getattr(cls, "_freed_base", cls.__name__)
 
 
 def _freed_error(obj: object, access: str) -> UseAfterFree:
-    cls = type(obj)
-    what = cls.__dict__.get("_freed_what") or cls.__name__
+    what = _type_name(obj)
+    where = ""
     k = current_kernel_or_none()
     info = k.mem.quarantine.get(id(obj)) if k is not None else None
-    where = f" (allocated at {info[1]}, {info[2]})" if info is not None and info[0] is obj else ""
+    if info is not None and info[0] is obj:
+        what = info[1]
+        where = f" (allocated at {info[2]}, {info[3]})"
     return UseAfterFree(
         f"{access} of freed {what}{where}",
         signature=f"use-after-free:{what}:{access}",
@@ -247,16 +262,17 @@ def _freed_len(self: object) -> int:
     raise _freed_error(self, "length read")
 
 
-def _poison(obj: object, what: str) -> None:
+def _poison(obj: object) -> None:
     cls = type(obj)
     pcls = _POISONED.get(cls)
     if pcls is None:
+        base = cls.__name__
         ns: dict[str, Any] = {
             "__slots__": (),
-            "_freed_what": what,
+            "_freed_base": base,
             "__getattribute__": _freed_getattribute,
             "__setattr__": _freed_setattr,
-            "__repr__": lambda self: f"<freed {what}>",
+            "__repr__": lambda self: f"<freed {base}>",
         }
         if issubclass(cls, (list, bytearray, dict)):
             ns.update(
@@ -278,7 +294,12 @@ def _poison(obj: object, what: str) -> None:
 
 
 def is_freed(obj: object) -> bool:
-    return "_freed_what" in type(obj).__dict__
+    return "_freed_base" in type(obj).__dict__
+
+
+def poison(obj: object, what: str) -> None:
+    """Poison a freed object of a custom allocator (e.g. a page given back)."""
+    current_kernel().mem.poison(obj, what)
 
 
 # ---------------------------------------------------------------------- kmalloc family
@@ -291,7 +312,7 @@ async def kmalloc(what: Callable[[], T], gfp: int) -> T | None: ...
 async def kmalloc(what: int | Callable[[], T], gfp: int) -> KBuffer | T | None:
     """``kmalloc()``: ``what`` is a size (a KBuffer comes back) or a zero-arg constructor."""
     mem = current_kernel().mem
-    if await mem._prologue(gfp):
+    if await mem.alloc_prologue(gfp):
         return None
     obj: Any = KBuffer(what) if isinstance(what, int) else what()
     mem.register(obj, _what(what, obj))
@@ -306,7 +327,7 @@ kvzalloc = kmalloc
 async def kcalloc(n: int, gfp: int) -> KArray | None:
     """``kcalloc(n, sizeof(void *))``: an array of n NULL pointers."""
     mem = current_kernel().mem
-    if await mem._prologue(gfp):
+    if await mem.alloc_prologue(gfp):
         return None
     arr = KArray([None] * n)
     mem.register(arr, f"array[{n}]")
@@ -324,7 +345,7 @@ def kfree(obj: object | None) -> None:
             f"kfree() of an object from kmem_cache {rec.cache} at {format_site(fast_site(2))}",
             signature=f"use-after-free:kfree-slab:{rec.cache}",
         )
-    k.mem.poison(obj, rec)
+    k.mem.poison(obj, rec.what, rec.site)
 
 
 kvfree = kfree
@@ -361,36 +382,38 @@ async def kmem_cache_create(
     from .gfp import GFP_KERNEL
 
     mem = current_kernel().mem
-    if await mem._prologue(GFP_KERNEL):
+    if await mem.alloc_prologue(GFP_KERNEL):
         return None
     cache = KmemCache(name, size, align, ctor, backing or mem.default_backing)
     mem.caches.append(cache)
     return cache
 
 
-def _cache_new(mem: Memory, cache: KmemCache) -> object:
+def _cache_new(mem: Memory, cache: KmemCache, gfp: int) -> object | None:
     if cache.destroyed:
         raise UseAfterFree(
             f"allocation from destroyed kmem_cache {cache.name}",
             signature=f"use-after-free:kmem_cache:{cache.name}",
         )
     obj = (
-        cache.backing.new_object(cache)
+        cache.backing.new_object(cache, gfp)
         if cache.backing is not None
         else SlabObject(cache.name, cache.size)
     )
+    if obj is None:
+        return None
     if cache.ctor is not None:
         cache.ctor(obj)
     cache.live += 1
-    mem.register(obj, cache.name, cache.name, fast_site(4))
+    mem.register(obj, cache.name, cache.name, fast_site(1))
     return obj
 
 
 async def kmem_cache_alloc(cache: KmemCache, gfp: int) -> object | None:
     mem = current_kernel().mem
-    if await mem._prologue(gfp):
+    if await mem.alloc_prologue(gfp):
         return None
-    return _cache_new(mem, cache)
+    return _cache_new(mem, cache, gfp)
 
 
 kmem_cache_zalloc = kmem_cache_alloc
@@ -399,10 +422,16 @@ kmem_cache_zalloc = kmem_cache_alloc
 async def kmem_cache_alloc_bulk(cache: KmemCache, gfp: int, n: int, out: list[Any]) -> int:
     """All or nothing, as the kernel's: returns n, or 0 on failure."""
     mem = current_kernel().mem
-    if await mem._prologue(gfp):
+    if await mem.alloc_prologue(gfp):
         return 0
     for i in range(n):
-        out[i] = _cache_new(mem, cache)
+        obj = _cache_new(mem, cache, gfp)
+        if obj is None:
+            for j in range(i):
+                _cache_release(mem, cache, out[j])
+                out[j] = None
+            return 0
+        out[i] = obj
     return n
 
 
@@ -416,8 +445,7 @@ def _cache_release(mem: Memory, cache: KmemCache, obj: object) -> None:
     cache.live -= 1
     if cache.backing is not None:
         cache.backing.release_object(cache, obj)
-    else:
-        mem.poison(obj, rec)
+    mem.poison(obj, f"{rec.what} object", rec.site)
 
 
 def kmem_cache_free(cache: KmemCache, obj: object) -> None:

@@ -15,7 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-MODULES: tuple[str, ...] = ("panthor_testbed.fuzz.bench_core",)
+MODULES: tuple[str, ...] = (
+    "panthor_testbed.fuzz.bench_core",
+    "panthor_testbed.fuzz.bench_kobj",
+    "panthor_testbed.fuzz.bench_gpuvm",
+    "panthor_testbed.fuzz.bench_mmu",
+)
 
 
 @dataclass

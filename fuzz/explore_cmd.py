@@ -10,8 +10,8 @@ from panthor_testbed.sched.explore import explore
 from panthor_testbed.sched.lockdep import Lockdep
 from panthor_testbed.sched.session import open_session
 
-from .replayfile import ReplayFile, replay_name
-from .runner import RunSpec, execute, lockdep_edges_of
+from .replayfile import replay_name
+from .runner import RunSpec, execute, replay_file_of
 
 
 async def explore_scenario(
@@ -35,31 +35,13 @@ async def explore_scenario(
             seen.add(f.signature)
             name = spec.scenario.name
             path = os.path.join(out, replay_name(f"{name}-explore", index))
-            ReplayFile(
-                scenario=name,
-                params=spec.params,
-                strategy={
-                    "name": "exhaustive",
-                    "preemption_bound": preemption_bound,
-                    "schedule": index,
-                },
-                seed=index,
-                run_id=index,
-                choices=list(k.choices),
-                inject=sorted(spec.inject),
-                config=spec.config.to_json(),
-                failure={
-                    "kind": f.kind,
-                    "message": f.message,
-                    "signature": f.signature,
-                    "thread": f.thread,
-                    "step": f.step,
-                    "also": [g.message for g in k.failures if g is not f],
-                },
-                digest=k.trace.digest(),
-                steps=k.steps,
-                lockdep_edges=lockdep_edges_of(k),
-                lockdep_reported=reported_before,
+            strategy = {
+                "name": "exhaustive",
+                "preemption_bound": preemption_bound,
+                "schedule": index,
+            }
+            replay_file_of(
+                k, spec, strategy=strategy, seed=index, reported_before=reported_before
             ).save(path)
             failures.append(
                 {"kind": f.kind, "message": f.message, "schedule": index, "replay": path}

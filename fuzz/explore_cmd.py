@@ -35,13 +35,13 @@ async def explore_scenario(
             seen.add(f.signature)
             name = spec.scenario.name
             path = os.path.join(out, replay_name(f"{name}-explore", index))
-            strategy = {
+            described = {
                 "name": "exhaustive",
                 "preemption_bound": preemption_bound,
                 "schedule": index,
             }
             replay_file_of(
-                k, spec, strategy=strategy, seed=index, reported_before=reported_before
+                k, spec, strategy=described, seed=index, reported_before=reported_before
             ).save(path)
             failures.append(
                 {"kind": f.kind, "message": f.message, "schedule": index, "replay": path}

@@ -196,6 +196,8 @@ class Lockdep:
             site = fast_site(3)
         checking = k is None or not k.stopping
         allowed_recursion = False
+        if checking and nest_lock is not None and not _holds_map(held, nest_lock):
+            self._report_nest_not_held(k, t, m, nest_lock, site)
         if checking:
             for h in held:
                 if h.cls is cls:
@@ -400,6 +402,40 @@ class Lockdep:
                 thread=t.label,
                 signature=f"lockdep:recursive:{key}",
                 extra={"cycle": [key]},
+            ),
+        )
+
+    def _report_nest_not_held(
+        self, k: Kernel | None, t: SimThread, m: LockdepMap, nest: LockdepMap, site: Site
+    ) -> None:
+        """``print_lock_nested_lock_not_held()``."""
+        key = ("nest-not-held", nest.key)
+        if key in self.reported:
+            return
+        self.reported.add(key)
+        where = format_site(site)
+        self._record(
+            k,
+            Failure(
+                "lockdep",
+                f"Nested lock was not taken: {t.label} takes {m.name} ({m.key}) "
+                f"under {nest.name} ({nest.key}), which it does not hold (at {where})",
+                report="\n".join(
+                    [
+                        "==================================",
+                        "WARNING: Nested lock was not taken",
+                        "----------------------------------",
+                        f"{t.label} is trying to lock:",
+                        f"  {m.name} ({m.key}), at: {where}",
+                        "",
+                        "but this task is not holding:",
+                        f"  {nest.name} ({nest.key})",
+                        "",
+                        held_locks_text(t),
+                    ]
+                ),
+                thread=t.label,
+                signature=f"lockdep:nest-not-held:{nest.key}",
             ),
         )
 

@@ -26,7 +26,7 @@ from .errno import EALREADY, EDEADLK
 from .failure import Failure
 from .frames import fast_site, format_site
 from .kernel import Kernel, current_kernel, preempt
-from .lockdep import Lockdep, LockdepMap, held_locks_text, lockdep_assert_held, might_sleep
+from .lockdep import LockdepMap, lockdep_assert_held, might_sleep
 from .thread import SimThread
 
 _INJECT_KEY: Final = "ww_mutex_deadlock_injection"
@@ -283,8 +283,6 @@ class WwMutex:
         if graph is None:
             return
         nest = ctx.dep_map if ctx is not None else None
-        if nest is not None and not Lockdep.is_held(cur, nest):
-            _report_nest_not_held(k, cur, self, nest)
         graph.acquire(k, cur, self.dep_map, trylock=trylock, nest_lock=nest, site=fast_site(4))
 
     def _lockdep_release(self, k: Kernel, cur: SimThread) -> None:
@@ -372,42 +370,6 @@ class WwMutex:
 
 def _ctx_note(ctx: WwAcquireCtx | None) -> str:
     return f"ctx#{ctx.stamp}" if ctx is not None else "no ctx"
-
-
-def _report_nest_not_held(k: Kernel, cur: SimThread, lock: WwMutex, nest: LockdepMap) -> None:
-    """lockdep's ``print_lock_nested_lock_not_held()``."""
-    graph = k.lockdep
-    if graph is None or k.stopping:
-        return
-    key = ("nest-not-held", nest.key)
-    if key in graph.reported:
-        return
-    graph.reported.add(key)
-    graph.reports += 1
-    site = format_site(fast_site(4))
-    k.record_failure(
-        Failure(
-            "lockdep",
-            f"Nested lock was not taken: {cur.label} takes {lock.name} ({lock.dep_map.key}) "
-            f"under acquire context {nest.name} that it does not hold (at {site})",
-            report="\n".join(
-                [
-                    "==================================",
-                    "WARNING: Nested lock was not taken",
-                    "----------------------------------",
-                    f"{cur.label} is trying to lock:",
-                    f"  {lock.name} ({lock.dep_map.key}), at: {site}",
-                    "",
-                    "but this task is not holding:",
-                    f"  {nest.name} ({nest.key})",
-                    "",
-                    held_locks_text(cur),
-                ]
-            ),
-            thread=cur.label,
-            signature=f"lockdep:nest-not-held:{nest.key}",
-        )
-    )
 
 
 # ---------------------------------------------------------------------- contexts

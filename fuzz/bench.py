@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,13 +80,6 @@ def all_benches() -> list[tuple[str, BenchFn]]:
 def best_of(repeats: int, measure: Callable[[], float]) -> float:
     """The smallest of ``repeats`` measurements (the least disturbed one)."""
     return min(measure() for _ in range(repeats))
-
-
-def per_op_us(fn: Callable[[int], None], n: int) -> float:
-    """Microseconds per operation of ``fn(n)``, which performs n operations."""
-    t0 = time.perf_counter()
-    fn(n)
-    return (time.perf_counter() - t0) / n * 1e6
 
 
 def run_benches(options: BenchOptions, only: list[str] | None = None) -> list[Figure]:

@@ -45,16 +45,6 @@ def caller_location(skip: int = 1) -> str:
     return _fmt(frame, frame.f_lineno)
 
 
-def caller_site(skip: int = 1) -> tuple[str, int, str]:
-    """(file, line, function) of the innermost model frame above the caller."""
-    frame: FrameType | None = sys._getframe(skip)
-    while frame is not None and is_executor_file(frame.f_code.co_filename):
-        frame = frame.f_back
-    if frame is None:
-        return ("?", 0, "?")
-    return (short_path(frame.f_code.co_filename), frame.f_lineno, frame.f_code.co_name)
-
-
 def _is_runtime(filename: str) -> bool:
     """Trio, outcome and the executor core: never where a model went wrong."""
     return any(p in filename for p in _SKIP_PARTS) or os.path.basename(filename) in _CORE_FILES

@@ -268,3 +268,14 @@ def test_seeded_edges_reproduce_a_cross_run_report() -> None:
     g2.seed_edges(edges)
     again = run(_ordered("B", "A"), lockdep=g2, run_id=1)  # type: ignore[arg-type]
     assert [f.report for f in again.failures] == [f.report for f in report.failures]
+
+
+def test_process_wide_graph_outlives_runs_until_reset() -> None:
+    from panthor_testbed.sched.lockdep import default_lockdep, reset_lockdep
+
+    reset_lockdep()
+    run(_ordered("P", "Q"), lockdep=default_lockdep())  # type: ignore[arg-type]
+    assert default_lockdep().has_edge("P", "Q")
+    fresh = reset_lockdep()
+    assert fresh is default_lockdep() and not fresh.has_edge("P", "Q")
+    assert fresh.edge_count() == 6  # only the boot priming

@@ -8,8 +8,8 @@ import trio
 import trio.testing
 
 from panthor_testbed.sched import Kernel, KernelConfig, RandomWalk, RoundRobin, preempt
-from panthor_testbed.sched.lockdep import Lockdep
-from panthor_testbed.sched.session import open_session
+from panthor_testbed.sched.core.session import open_session
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .bench import BenchOptions, Figure, bench, best_of
 

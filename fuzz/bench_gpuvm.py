@@ -56,9 +56,9 @@ from panthor_testbed.sched import (
     mutex_lock,
     mutex_unlock,
 )
-from panthor_testbed.sched.dma_resv import dma_resv_lock, dma_resv_unlock
-from panthor_testbed.sched.drm_gem import DrmGemObject, drm_gem_object_put
-from panthor_testbed.sched.lockdep import Lockdep
+from panthor_testbed.sched.dma_buf.dma_resv import dma_resv_lock, dma_resv_unlock
+from panthor_testbed.sched.drm.drm_gem import DrmGemObject, drm_gem_object_put
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .bench import BenchOptions, Figure, bench
 

@@ -28,7 +28,7 @@ from panthor_testbed.sched import (
     flush_workqueue,
     queue_work,
 )
-from panthor_testbed.sched.lockdep import Lockdep
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .bench import BenchOptions, Figure, bench, best_of
 from .bench_core import _executor_decision_us

@@ -33,7 +33,7 @@ from panthor_testbed.mmu.io_pgtable import (
 from panthor_testbed.mmu.physmem import KernelPage, PhysMem, memset
 from panthor_testbed.mmu.sizes import SZ_1G, SZ_2M, SZ_4K
 from panthor_testbed.sched import Kernel, KernelConfig
-from panthor_testbed.sched.harness import arun
+from panthor_testbed.sched.core.harness import arun
 
 from .bench import BenchOptions, Figure, bench, best_of
 

@@ -28,8 +28,8 @@ from typing import Any
 import trio
 
 from panthor_testbed.sched import Kernel, make_strategy
-from panthor_testbed.sched.lockdep import Lockdep
-from panthor_testbed.sched.session import open_session
+from panthor_testbed.sched.core.session import open_session
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .replayfile import replay_name
 from .runner import RunSpec, derive_seed, execute, replay_file_of

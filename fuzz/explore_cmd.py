@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 from panthor_testbed.sched import Kernel, Strategy
-from panthor_testbed.sched.explore import explore
-from panthor_testbed.sched.lockdep import Lockdep
-from panthor_testbed.sched.session import open_session
+from panthor_testbed.sched.core.explore import explore
+from panthor_testbed.sched.core.session import open_session
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .replayfile import replay_name
 from .runner import RunSpec, execute, replay_file_of

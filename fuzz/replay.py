@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from panthor_testbed.sched import Kernel, Replay, ReplayDivergence
-from panthor_testbed.sched.lockdep import Lockdep
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .catalogue import UnknownBug
 from .replayfile import ReplayFile, ReplayFileError

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panthor_testbed.sched import Kernel, KernelConfig, Strategy
-from panthor_testbed.sched.lockdep import Lockdep
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .catalogue import get_bug
 from .replayfile import ReplayFile

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from panthor_testbed.sched import Kernel, Replay, Strategy
-from panthor_testbed.sched.explore import DFSStrategy, next_prefix
-from panthor_testbed.sched.thread import SimThread
+from panthor_testbed.sched.core.explore import DFSStrategy, next_prefix
+from panthor_testbed.sched.core.thread import SimThread
 
 from .replay import graph_for, same_failure, spec_of
 from .replayfile import ReplayFile

@@ -10,12 +10,12 @@ synchronously, in whatever context dropped that last reference.
 
 from __future__ import annotations
 
-from ..sched.dma_resv import DmaResv, dma_resv_assert_held, dma_resv_held
-from ..sched.drm_gem import DrmGemObject, drm_gem_object_get, drm_gem_object_put
-from ..sched.gfp import GFP_KERNEL
-from ..sched.kernel import current_kernel
-from ..sched.memory import kzalloc
-from ..sched.refcount import Kref, kref_get, kref_init, kref_put
+from ..sched.core.kernel import current_kernel
+from ..sched.dma_buf.dma_resv import DmaResv, dma_resv_assert_held, dma_resv_held
+from ..sched.drm.drm_gem import DrmGemObject, drm_gem_object_get, drm_gem_object_put
+from ..sched.locking.refcount import Kref, kref_get, kref_init, kref_put
+from ..sched.mm.gfp import GFP_KERNEL
+from ..sched.mm.memory import kzalloc
 from ..sched.warn import drm_WARN, drm_WARN_ON
 from .space import drm_gpuvm_check_overflow, drm_gpuvm_init_va_space, gpuva_tree_remove
 from .structs import DRM_GPUVM_RESV_PROTECTED, DrmGpuva, DrmGpuvm, DrmGpuvmOps, VmBoList

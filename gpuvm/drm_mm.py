@@ -34,9 +34,9 @@ from typing import Final
 
 from sortedcontainers import SortedDict, SortedKeyList
 
+from ..sched.core.failure import Failure
+from ..sched.core.kernel import current_kernel
 from ..sched.errno import ENOSPC
-from ..sched.failure import Failure
-from ..sched.kernel import current_kernel
 from ..sched.warn import BUG_ON, WARN
 from .u64 import U64_MAX, u64
 

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..sched.dma_resv import dma_resv_lock, dma_resv_unlock
-from ..sched.drm_gem import (
+from ..sched.dma_buf.dma_resv import dma_resv_lock, dma_resv_unlock
+from ..sched.drm.drm_gem import (
     DrmGemObject,
     drm_gem_gpuva_set_lock,
     drm_gem_object_get,
     drm_gem_object_put,
 )
 from ..sched.errno import EINVAL, EIO, ENOMEM, ERR_PTR, ErrPtr
-from ..sched.gfp import GFP_KERNEL
-from ..sched.memory import kfree, kzalloc
-from ..sched.mutex import Mutex, mutex_lock, mutex_unlock
+from ..sched.locking.mutex import Mutex, mutex_lock, mutex_unlock
+from ..sched.mm.gfp import GFP_KERNEL
+from ..sched.mm.memory import kfree, kzalloc
 from .drm_gpuvm import (
     drm_gpuvm_get,
     drm_gpuvm_init,

@@ -10,15 +10,15 @@ directly; otherwise it uses the lockless list iterator);
 
 from __future__ import annotations
 
-from ..sched.dma_fence import DmaFence
-from ..sched.dma_resv import DmaResvUsage, dma_resv_add_fence, dma_resv_assert_held
-from ..sched.drm_exec import (
+from ..sched.dma_buf.dma_fence import DmaFence
+from ..sched.dma_buf.dma_resv import DmaResvUsage, dma_resv_add_fence, dma_resv_assert_held
+from ..sched.drm.drm_exec import (
     DrmExec,
     drm_exec_lock_obj,
     drm_exec_locked_objects,
     drm_exec_prepare_obj,
 )
-from ..sched.drm_gem import DrmGemObject
+from ..sched.drm.drm_gem import DrmGemObject
 from ..sched.errno import EOPNOTSUPP
 from .drm_gpuvm import (
     drm_gpuvm_is_extobj,

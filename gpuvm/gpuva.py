@@ -10,8 +10,8 @@ are gone runs ``drm_gpuvm_fini`` + ``vm_free`` right there. The
 
 from __future__ import annotations
 
+from ..sched.core.failure import InvariantViolation
 from ..sched.errno import EINVAL
-from ..sched.failure import InvariantViolation
 from ..sched.warn import drm_WARN
 from .drm_gpuvm import drm_gpuvm_get, drm_gpuvm_put
 from .space import (

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..sched.core.failure import InvariantViolation
+from ..sched.core.kernel import current_kernel_or_none
 from ..sched.errno import EINVAL
-from ..sched.failure import InvariantViolation
-from ..sched.kernel import current_kernel_or_none
 from .space import drm_gpuva_find_first, drm_gpuvm_range_valid
 from .structs import (
     DRM_GPUVA_OP_MAP,
@@ -37,7 +37,7 @@ from .structs import (
 from .u64 import u64
 
 if TYPE_CHECKING:
-    from ..sched.drm_gem import DrmGemObject
+    from ..sched.drm.drm_gem import DrmGemObject
 
 
 # ---------------------------------------------------------------------- iteration

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..sched.failure import InvariantViolation
+from ..sched.core.failure import InvariantViolation
 from .structs import DRM_GPUVA_INVALIDATED, DrmGpuva, DrmGpuvaOpMap, DrmGpuvaOpRemap, DrmGpuvm
 from .u64 import check_add_overflow, u64
 
 if TYPE_CHECKING:
-    from ..sched.drm_gem import DrmGemObject
+    from ..sched.drm.drm_gem import DrmGemObject
 
 
 def drm_gpuvm_check_overflow(addr: int, range: int) -> bool:

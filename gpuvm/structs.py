@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Final
 
-from ..sched.mutex import SpinLock
-from ..sched.refcount import Kref
+from ..sched.locking.mutex import SpinLock
+from ..sched.locking.refcount import Kref
 from .klist import KList
 from .va_tree import VaTree
 
 if TYPE_CHECKING:
-    from ..sched.drm_gem import DrmGemObject
+    from ..sched.drm.drm_gem import DrmGemObject
 
 # enum drm_gpuva_flags
 DRM_GPUVA_INVALIDATED: Final = 1 << 0

@@ -18,20 +18,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ..sched.dma_resv import dma_resv_assert_held
-from ..sched.drm_gem import (
+from ..sched.core.kernel import current_kernel
+from ..sched.dma_buf.dma_resv import dma_resv_assert_held
+from ..sched.drm.drm_gem import (
     DrmGemObject,
     drm_gem_gpuva_assert_lock_held,
     drm_gem_object_get,
     drm_gem_object_put,
 )
 from ..sched.errno import ENOMEM, ERR_PTR, ErrPtr
-from ..sched.gfp import GFP_KERNEL
-from ..sched.kernel import current_kernel
-from ..sched.lockdep import might_sleep
-from ..sched.memory import kfree, kzalloc
-from ..sched.mutex import spin_lock, spin_unlock
-from ..sched.refcount import Kref, kref_get, kref_get_unless_zero, kref_init, kref_put
+from ..sched.locking.lockdep import might_sleep
+from ..sched.locking.mutex import spin_lock, spin_unlock
+from ..sched.locking.refcount import Kref, kref_get, kref_get_unless_zero, kref_init, kref_put
+from ..sched.mm.gfp import GFP_KERNEL
+from ..sched.mm.memory import kfree, kzalloc
 from ..sched.warn import drm_WARN_ON
 from .drm_gpuvm import (
     drm_gpuvm_get,

@@ -39,7 +39,7 @@ from .gem_shmem import (
     to_drm_gem_shmem_obj,
     to_panthor_bo,
 )
-from .gpu_access import (
+from .hw.gpu_access import (
     ACCESS_TYPE_ATOMIC,
     ACCESS_TYPE_EX,
     ACCESS_TYPE_READ,
@@ -53,6 +53,16 @@ from .gpu_access import (
     gpu_access,
     translate,
 )
+from .hw.mmu_hw import (
+    AddressSpace,
+    MaliHw,
+    MaliHwConfig,
+    hw_of,
+    lock_region_decode,
+    lock_region_encode,
+    register_name,
+)
+from .hw.tlb import Tlb
 from .io_pgtable import (
     ARM_64_LPAE_S1,
     IOMMU_CACHE,
@@ -69,15 +79,6 @@ from .io_pgtable import (
     alloc_io_pgtable_ops,
     free_io_pgtable_ops,
     io_pgtable_ops_to_pgtable,
-)
-from .mmu_hw import (
-    AddressSpace,
-    MaliHw,
-    MaliHwConfig,
-    hw_of,
-    lock_region_decode,
-    lock_region_encode,
-    register_name,
 )
 from .physmem import (
     FRAME_FREE,
@@ -96,7 +97,6 @@ from .physmem import (
     physmem,
     virt_to_phys,
 )
-from .tlb import Tlb
 
 __all__ = [
     "ACCESS_TYPE_ATOMIC",

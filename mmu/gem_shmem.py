@@ -36,14 +36,15 @@ import random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
-from ..sched.dma_resv import (
+from ..sched.core.kernel import current_kernel
+from ..sched.dma_buf.dma_resv import (
     DmaResv,
     dma_resv_assert_held,
     dma_resv_lock,
     dma_resv_lock_interruptible,
     dma_resv_unlock,
 )
-from ..sched.drm_gem import (
+from ..sched.drm.drm_gem import (
     DrmGemObject,
     drm_gem_gpuva_set_lock,
     drm_gem_object_get,
@@ -51,11 +52,10 @@ from ..sched.drm_gem import (
     drm_gem_object_release,
 )
 from ..sched.errno import EINVAL, ENOMEM, ERR_PTR, PTR_ERR, ErrPtr
-from ..sched.gfp import __GFP_NOWARN, GFP_KERNEL
-from ..sched.kernel import current_kernel
-from ..sched.memory import kfree, kmalloc
-from ..sched.mutex import Mutex, mutex_destroy
-from ..sched.objmem import kfree_if_allocated
+from ..sched.locking.mutex import Mutex, mutex_destroy
+from ..sched.mm.gfp import __GFP_NOWARN, GFP_KERNEL
+from ..sched.mm.memory import kfree, kmalloc
+from ..sched.mm.objmem import kfree_if_allocated
 from ..sched.warn import drm_WARN_ON, drm_WARN_ON_ONCE
 from .physmem import MAX_PAGE_ORDER, PhysMem, physmem
 from .sizes import PAGE_SHIFT, PAGE_SIZE, U32_MAX

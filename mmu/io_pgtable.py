@@ -50,10 +50,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..sched.core.failure import UseAfterFree
 from ..sched.errno import EEXIST, EINVAL, ENOMEM, ERANGE
-from ..sched.failure import UseAfterFree
-from ..sched.gfp import __GFP_ZERO, GFP_KERNEL
-from ..sched.memory import kfree, kmalloc
+from ..sched.mm.gfp import __GFP_ZERO, GFP_KERNEL
+from ..sched.mm.memory import kfree, kmalloc
 from ..sched.warn import WARN, WARN_ON, WARN_ONCE
 from .physmem import (
     FRAME_PGTABLE,

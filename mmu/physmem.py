@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from ..sched.failure import ExecutorError, Failure, UseAfterFree
-from ..sched.gfp import __GFP_ZERO
-from ..sched.kernel import Kernel, current_kernel
-from ..sched.memory import KmemCache
+from ..sched.core.failure import ExecutorError, Failure, UseAfterFree
+from ..sched.core.kernel import Kernel, current_kernel
+from ..sched.mm.gfp import __GFP_ZERO
+from ..sched.mm.memory import KmemCache
 from .sizes import PAGE_SHIFT, PAGE_SIZE, get_order
 
 if TYPE_CHECKING:

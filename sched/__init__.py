@@ -5,31 +5,7 @@ Model code imports what it needs from here, e.g.::
     from panthor_testbed.sched import Mutex, mutex_lock, mutex_unlock, preempt
 """
 
-from .atomic import (
-    BIT,
-    GENMASK,
-    GENMASK_ULL,
-    Atomic,
-    atomic_add_return,
-    atomic_cmpxchg,
-    atomic_dec,
-    atomic_dec_and_test,
-    atomic_dec_return,
-    atomic_inc,
-    atomic_inc_return,
-    atomic_read,
-    atomic_set,
-    atomic_xchg,
-    clear_bit,
-    ffs,
-    ffz,
-    fls64,
-    set_bit,
-    test_and_clear_bit,
-    test_and_set_bit,
-    test_bit,
-)
-from .clock import (
+from .core.clock import (
     HZ,
     MAX_SCHEDULE_TIMEOUT,
     jiffies,
@@ -40,18 +16,93 @@ from .clock import (
     udelay,
     usleep_range,
 )
-from .completion import (
-    Completion,
-    complete,
-    complete_all,
-    complete_locked,
-    completion_done,
-    reinit_completion,
-    try_wait_for_completion,
-    wait_for_completion,
-    wait_for_completion_timeout,
+from .core.failure import (
+    KINDS,
+    ExecutorError,
+    Failure,
+    InvariantViolation,
+    KernelBug,
+    KernelFault,
+    ReplayDivergence,
+    RunStopped,
+    UseAfterFree,
 )
-from .dma_fence import (
+from .core.kernel import (
+    NSEC_PER_MSEC,
+    NSEC_PER_SEC,
+    NSEC_PER_USEC,
+    Kernel,
+    KernelConfig,
+    Timer,
+    current,
+    current_kernel,
+    preempt,
+)
+from .core.strategy import (
+    PCT,
+    Canonical,
+    HypothesisData,
+    RandomWalk,
+    Replay,
+    RoundRobin,
+    Strategy,
+    make_strategy,
+)
+from .core.thread import SimThread, ThreadState
+from .core.trace import Trace
+from .core.waitqueue import WaitQueue
+from .deferred.irq import (
+    IRQ_HANDLED,
+    IRQ_NONE,
+    IRQ_WAKE_THREAD,
+    IRQF_ONESHOT,
+    IRQF_SHARED,
+    IrqAction,
+    IrqDesc,
+    IrqRegs,
+    PanthorIrq,
+    devm_request_threaded_irq,
+    disable_irq,
+    enable_irq,
+    free_irq,
+    request_threaded_irq,
+    synchronize_hardirq,
+    synchronize_irq,
+)
+from .deferred.irq_work import (
+    IrqWork,
+    irq_work_queue,
+)
+from .deferred.workqueue import (
+    INIT_DELAYED_WORK,
+    INIT_WORK,
+    WQ_HIGHPRI,
+    WQ_MEM_RECLAIM,
+    WQ_UNBOUND,
+    DelayedWork,
+    Workqueue,
+    WorkStruct,
+    alloc_ordered_workqueue,
+    alloc_workqueue,
+    cancel_delayed_work,
+    cancel_delayed_work_sync,
+    cancel_work,
+    cancel_work_sync,
+    destroy_workqueue,
+    drain_workqueue,
+    flush_delayed_work,
+    flush_work,
+    flush_workqueue,
+    mod_delayed_work,
+    queue_delayed_work,
+    queue_work,
+    queue_work_atomic,
+    schedule_work,
+    system_wq,
+    work_busy_running,
+    work_pending,
+)
+from .dma_buf.dma_fence import (
     DmaFence,
     DmaFenceCb,
     DmaFenceOps,
@@ -81,14 +132,14 @@ from .dma_fence import (
     dma_fence_wait,
     dma_fence_wait_timeout,
 )
-from .dma_fence_chain import (
+from .dma_buf.dma_fence_chain import (
     DmaFenceChain,
     dma_fence_chain_alloc,
     dma_fence_chain_find_seqno,
     dma_fence_chain_init,
     dma_fence_chain_walk,
 )
-from .dma_resv import (
+from .dma_buf.dma_resv import (
     DMA_RESV_USAGE_BOOKKEEP,
     DMA_RESV_USAGE_KERNEL,
     DMA_RESV_USAGE_READ,
@@ -115,7 +166,7 @@ from .dma_resv import (
     dma_resv_wait_timeout,
     reservation_ww_class,
 )
-from .drm_exec import (
+from .drm.drm_exec import (
     DRM_EXEC_IGNORE_DUPLICATES,
     DRM_EXEC_INTERRUPTIBLE_WAIT,
     DrmExec,
@@ -129,7 +180,7 @@ from .drm_exec import (
     drm_exec_prepare_obj,
     drm_exec_unlock_obj,
 )
-from .drm_gem import (
+from .drm.drm_gem import (
     DrmGemObject,
     drm_gem_gpuva_assert_lock_held,
     drm_gem_gpuva_set_lock,
@@ -137,7 +188,7 @@ from .drm_gem import (
     drm_gem_object_put,
     drm_gem_object_release,
 )
-from .drm_sched import (
+from .drm.drm_sched import (
     drm_sched_fault,
     drm_sched_fini,
     drm_sched_init,
@@ -153,7 +204,7 @@ from .drm_sched import (
     drm_sched_wqueue_start,
     drm_sched_wqueue_stop,
 )
-from .drm_sched_entity import (
+from .drm.drm_sched_entity import (
     MAX_WAIT_SCHED_ENTITY_Q_EMPTY,
     drm_sched_entity_destroy,
     drm_sched_entity_fini,
@@ -161,7 +212,7 @@ from .drm_sched_entity import (
     drm_sched_entity_init,
     drm_sched_entity_push_job,
 )
-from .drm_sched_types import (
+from .drm.drm_sched_types import (
     DRM_GPU_SCHED_STAT_ENODEV,
     DRM_GPU_SCHED_STAT_NOMINAL,
     DRM_GPU_SCHED_STAT_NONE,
@@ -177,62 +228,60 @@ from .drm_sched_types import (
     DrmSchedJob,
     to_drm_sched_fence,
 )
+from .drm.syncobj import (
+    DRM_SYNCOBJ_CREATE_SIGNALED,
+    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
+    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
+    DrmSyncobj,
+    SyncobjHandles,
+    drm_syncobj_add_point,
+    drm_syncobj_create,
+    drm_syncobj_destroy,
+    drm_syncobj_find,
+    drm_syncobj_find_fence,
+    drm_syncobj_get,
+    drm_syncobj_get_handle,
+    drm_syncobj_put,
+    drm_syncobj_replace_fence,
+    drm_syncobj_wait,
+)
 from .errno import ERR_PTR, IS_ERR, IS_ERR_OR_NULL, PTR_ERR, ErrPtr, errname
-from .failure import (
-    KINDS,
-    ExecutorError,
-    Failure,
-    InvariantViolation,
-    KernelBug,
-    KernelFault,
-    ReplayDivergence,
-    RunStopped,
-    UseAfterFree,
+from .locking.atomic import (
+    BIT,
+    GENMASK,
+    GENMASK_ULL,
+    Atomic,
+    atomic_add_return,
+    atomic_cmpxchg,
+    atomic_dec,
+    atomic_dec_and_test,
+    atomic_dec_return,
+    atomic_inc,
+    atomic_inc_return,
+    atomic_read,
+    atomic_set,
+    atomic_xchg,
+    clear_bit,
+    ffs,
+    ffz,
+    fls64,
+    set_bit,
+    test_and_clear_bit,
+    test_and_set_bit,
+    test_bit,
 )
-from .gfp import (
-    __GFP_NOFAIL,
-    __GFP_NOWARN,
-    __GFP_ZERO,
-    GFP_ATOMIC,
-    GFP_KERNEL,
-    GFP_NOFS,
-    GFP_NOIO,
-    GFP_NOWAIT,
+from .locking.completion import (
+    Completion,
+    complete,
+    complete_all,
+    complete_locked,
+    completion_done,
+    reinit_completion,
+    try_wait_for_completion,
+    wait_for_completion,
+    wait_for_completion_timeout,
 )
-from .irq import (
-    IRQ_HANDLED,
-    IRQ_NONE,
-    IRQ_WAKE_THREAD,
-    IRQF_ONESHOT,
-    IRQF_SHARED,
-    IrqAction,
-    IrqDesc,
-    IrqRegs,
-    PanthorIrq,
-    devm_request_threaded_irq,
-    disable_irq,
-    enable_irq,
-    free_irq,
-    request_threaded_irq,
-    synchronize_hardirq,
-    synchronize_irq,
-)
-from .irq_work import (
-    IrqWork,
-    irq_work_queue,
-)
-from .kernel import (
-    NSEC_PER_MSEC,
-    NSEC_PER_SEC,
-    NSEC_PER_USEC,
-    Kernel,
-    KernelConfig,
-    Timer,
-    current,
-    current_kernel,
-    preempt,
-)
-from .lockdep import (
+from .locking.lockdep import (
     Lockdep,
     LockdepMap,
     default_lockdep,
@@ -256,7 +305,75 @@ from .lockdep import (
     might_sleep,
     reset_lockdep,
 )
-from .memory import (
+from .locking.mutex import (
+    Mutex,
+    SpinLock,
+    mutex_destroy,
+    mutex_is_locked,
+    mutex_lock,
+    mutex_lock_nested,
+    mutex_trylock,
+    mutex_unlock,
+    spin_lock,
+    spin_lock_irqsave,
+    spin_unlock,
+    spin_unlock_irqrestore,
+)
+from .locking.refcount import (
+    Kref,
+    RefCount,
+    kref_get,
+    kref_get_unless_zero,
+    kref_init,
+    kref_put,
+    kref_put_mutex,
+    kref_read,
+    refcount_add,
+    refcount_dec,
+    refcount_dec_and_mutex_lock,
+    refcount_dec_and_test,
+    refcount_dec_not_one,
+    refcount_inc,
+    refcount_inc_not_zero,
+    refcount_read,
+    refcount_set,
+    refcount_sub_and_test,
+)
+from .locking.spin import (
+    SyncSpinLock,
+    atomic_context,
+    softirq,
+)
+from .locking.ww_mutex import (
+    DEFINE_WD_CLASS,
+    DEFINE_WW_CLASS,
+    WwAcquireCtx,
+    WwClass,
+    WwMutex,
+    ww_acquire_done,
+    ww_acquire_fini,
+    ww_acquire_init,
+    ww_mutex_destroy,
+    ww_mutex_is_locked,
+    ww_mutex_lock,
+    ww_mutex_lock_interruptible,
+    ww_mutex_lock_slow,
+    ww_mutex_lock_slow_interruptible,
+    ww_mutex_set_deadlock_injection,
+    ww_mutex_trylock,
+    ww_mutex_unlock,
+)
+from .mm.gfp import (
+    __GFP_NOFAIL,
+    __GFP_NOWARN,
+    __GFP_ZERO,
+    GFP_ATOMIC,
+    GFP_KERNEL,
+    GFP_NOFS,
+    GFP_NOIO,
+    GFP_NOWAIT,
+)
+from .mm.memory import (
     KArray,
     KBuffer,
     KmemCache,
@@ -279,75 +396,6 @@ from .memory import (
     kvzalloc,
     kzalloc,
 )
-from .mutex import (
-    Mutex,
-    SpinLock,
-    mutex_destroy,
-    mutex_is_locked,
-    mutex_lock,
-    mutex_lock_nested,
-    mutex_trylock,
-    mutex_unlock,
-    spin_lock,
-    spin_lock_irqsave,
-    spin_unlock,
-    spin_unlock_irqrestore,
-)
-from .refcount import (
-    Kref,
-    RefCount,
-    kref_get,
-    kref_get_unless_zero,
-    kref_init,
-    kref_put,
-    kref_put_mutex,
-    kref_read,
-    refcount_add,
-    refcount_dec,
-    refcount_dec_and_mutex_lock,
-    refcount_dec_and_test,
-    refcount_dec_not_one,
-    refcount_inc,
-    refcount_inc_not_zero,
-    refcount_read,
-    refcount_set,
-    refcount_sub_and_test,
-)
-from .spin import (
-    SyncSpinLock,
-    atomic_context,
-    softirq,
-)
-from .strategy import (
-    PCT,
-    Canonical,
-    HypothesisData,
-    RandomWalk,
-    Replay,
-    RoundRobin,
-    Strategy,
-    make_strategy,
-)
-from .syncobj import (
-    DRM_SYNCOBJ_CREATE_SIGNALED,
-    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
-    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
-    DrmSyncobj,
-    SyncobjHandles,
-    drm_syncobj_add_point,
-    drm_syncobj_create,
-    drm_syncobj_destroy,
-    drm_syncobj_find,
-    drm_syncobj_find_fence,
-    drm_syncobj_get,
-    drm_syncobj_get_handle,
-    drm_syncobj_put,
-    drm_syncobj_replace_fence,
-    drm_syncobj_wait,
-)
-from .thread import SimThread, ThreadState
-from .trace import Trace
-from .waitqueue import WaitQueue
 from .warn import (
     BUG,
     BUG_ON,
@@ -358,54 +406,6 @@ from .warn import (
     drm_WARN,
     drm_WARN_ON,
     drm_WARN_ON_ONCE,
-)
-from .workqueue import (
-    INIT_DELAYED_WORK,
-    INIT_WORK,
-    WQ_HIGHPRI,
-    WQ_MEM_RECLAIM,
-    WQ_UNBOUND,
-    DelayedWork,
-    Workqueue,
-    WorkStruct,
-    alloc_ordered_workqueue,
-    alloc_workqueue,
-    cancel_delayed_work,
-    cancel_delayed_work_sync,
-    cancel_work,
-    cancel_work_sync,
-    destroy_workqueue,
-    drain_workqueue,
-    flush_delayed_work,
-    flush_work,
-    flush_workqueue,
-    mod_delayed_work,
-    queue_delayed_work,
-    queue_work,
-    queue_work_atomic,
-    schedule_work,
-    system_wq,
-    work_busy_running,
-    work_pending,
-)
-from .ww_mutex import (
-    DEFINE_WD_CLASS,
-    DEFINE_WW_CLASS,
-    WwAcquireCtx,
-    WwClass,
-    WwMutex,
-    ww_acquire_done,
-    ww_acquire_fini,
-    ww_acquire_init,
-    ww_mutex_destroy,
-    ww_mutex_is_locked,
-    ww_mutex_lock,
-    ww_mutex_lock_interruptible,
-    ww_mutex_lock_slow,
-    ww_mutex_lock_slow_interruptible,
-    ww_mutex_set_deadlock_injection,
-    ww_mutex_trylock,
-    ww_mutex_unlock,
 )
 
 __all__ = [

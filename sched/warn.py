@@ -10,9 +10,9 @@ from __future__ import annotations
 import linecache
 import sys
 
-from .failure import Failure, KernelBug
-from .frames import short_path
-from .kernel import current_kernel
+from .core.failure import Failure, KernelBug
+from .core.frames import short_path
+from .core.kernel import current_kernel
 
 
 def _site_and_text(skip: int) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from panthor_testbed.sched.lockdep import Lockdep
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from panthor_testbed.gpuvm import (
     drm_gpuvm_init_va_space,
     gpuva_tree_insert,
 )
-from panthor_testbed.sched.drm_gem import DrmGemObject
+from panthor_testbed.sched.drm.drm_gem import DrmGemObject
 from panthor_testbed.sched.errno import ENODEV
 
 HEADER = (

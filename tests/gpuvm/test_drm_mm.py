@@ -47,9 +47,9 @@ from panthor_testbed.gpuvm.drm_mm import (
 )
 from panthor_testbed.gpuvm.u64 import U64_MAX, u64
 from panthor_testbed.sched import Kernel, KernelConfig
+from panthor_testbed.sched.core.failure import KernelBug
+from panthor_testbed.sched.core.harness import arun
 from panthor_testbed.sched.errno import ENOSPC
-from panthor_testbed.sched.failure import KernelBug
-from panthor_testbed.sched.harness import arun
 
 INSERT_MODES = [
     ("best", DRM_MM_INSERT_BEST),

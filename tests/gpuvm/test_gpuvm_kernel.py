@@ -53,14 +53,15 @@ from panthor_testbed.gpuvm.example_driver import (
 )
 from panthor_testbed.gpuvm.structs import DrmGpuvm
 from panthor_testbed.sched import Kernel, KernelConfig, is_freed, mutex_lock, mutex_unlock
-from panthor_testbed.sched.dma_fence import DmaFence, dma_fence_context_alloc
-from panthor_testbed.sched.dma_resv import (
+from panthor_testbed.sched.core.harness import arun, run
+from panthor_testbed.sched.dma_buf.dma_fence import DmaFence, dma_fence_context_alloc
+from panthor_testbed.sched.dma_buf.dma_resv import (
     DMA_RESV_USAGE_BOOKKEEP,
     DMA_RESV_USAGE_WRITE,
     dma_resv_lock,
     dma_resv_unlock,
 )
-from panthor_testbed.sched.drm_exec import (
+from panthor_testbed.sched.drm.drm_exec import (
     DRM_EXEC_IGNORE_DUPLICATES,
     DRM_EXEC_INTERRUPTIBLE_WAIT,
     DrmExec,
@@ -69,9 +70,8 @@ from panthor_testbed.sched.drm_exec import (
     drm_exec_init,
     drm_exec_is_contended,
 )
-from panthor_testbed.sched.drm_gem import DrmGemObject, drm_gem_object_put
+from panthor_testbed.sched.drm.drm_gem import DrmGemObject, drm_gem_object_put
 from panthor_testbed.sched.errno import EINVAL, EIO, ENOMEM, IS_ERR
-from panthor_testbed.sched.harness import arun, run
 
 PAGE = 0x1000
 SPACE = 64 * PAGE
@@ -572,7 +572,7 @@ async def test_extobj_evict_prepare_and_resv_add_fence() -> None:
         # prepare_objects put the evicted external object on the evict list
         assert list(vm.evict.list) == [ext_bo]
         fence = DmaFence(None, None, 0, 0)
-        from panthor_testbed.sched.dma_fence import DEFAULT_FENCE_OPS, dma_fence_init
+        from panthor_testbed.sched.dma_buf.dma_fence import DEFAULT_FENCE_OPS, dma_fence_init
 
         dma_fence_init(fence, DEFAULT_FENCE_OPS, None, dma_fence_context_alloc(1), 1)
         await drm_gpuvm_resv_add_fence(

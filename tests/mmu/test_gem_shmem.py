@@ -23,9 +23,9 @@ from panthor_testbed.mmu.gem_shmem import (
 from panthor_testbed.mmu.physmem import FRAME_FREE, FRAME_GEM, PhysMem
 from panthor_testbed.mmu.sizes import SZ_2M, SZ_4K
 from panthor_testbed.sched import Canonical, Kernel, KernelConfig, RandomWalk, mutex_lock
-from panthor_testbed.sched.drm_gem import DrmGemObject, drm_gem_object_put
+from panthor_testbed.sched.core.harness import run
+from panthor_testbed.sched.drm.drm_gem import DrmGemObject, drm_gem_object_put
 from panthor_testbed.sched.errno import ENOMEM, ErrPtr
-from panthor_testbed.sched.harness import run
 
 
 class FixedData(Canonical):

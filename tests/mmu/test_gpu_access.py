@@ -22,13 +22,14 @@ from panthor_testbed.mmu.gem_shmem import (
     for_each_sgtable_dma_sg,
     panthor_gem_create,
 )
-from panthor_testbed.mmu.gpu_access import (
+from panthor_testbed.mmu.hw.gpu_access import (
     GPU_ATOMIC,
     GPU_EXEC,
     GPU_READ,
     GPU_WRITE,
     GpuFault,
 )
+from panthor_testbed.mmu.hw.mmu_hw import MaliHw, MaliHwConfig, lock_region_encode
 from panthor_testbed.mmu.io_pgtable import (
     ARM_64_LPAE_S1,
     IOMMU_CACHE,
@@ -40,12 +41,11 @@ from panthor_testbed.mmu.io_pgtable import (
     alloc_io_pgtable_ops,
     free_io_pgtable_ops,
 )
-from panthor_testbed.mmu.mmu_hw import MaliHw, MaliHwConfig, lock_region_encode
 from panthor_testbed.mmu.physmem import PhysMem
 from panthor_testbed.mmu.sizes import SZ_1G, SZ_2M, SZ_4K, U64_MAX, lower_32_bits, upper_32_bits
 from panthor_testbed.sched import Kernel, read_poll_timeout, udelay
-from panthor_testbed.sched.drm_gem import drm_gem_object_put
-from panthor_testbed.sched.harness import run
+from panthor_testbed.sched.core.harness import run
+from panthor_testbed.sched.drm.drm_gem import drm_gem_object_put
 
 AS = 1
 VA = 0x10_0000_0000  # where the test BO is mapped

@@ -35,8 +35,8 @@ from panthor_testbed.mmu.io_pgtable import (
 from panthor_testbed.mmu.physmem import FRAME_PGTABLE, KernelPage, PhysMem, free_pages, memset
 from panthor_testbed.mmu.sizes import SZ_1G, SZ_2G, SZ_2M, SZ_4K, SZ_32M, SZ_64K, get_order
 from panthor_testbed.sched import Kernel, KernelConfig
+from panthor_testbed.sched.core.harness import run
 from panthor_testbed.sched.errno import EEXIST, EINVAL, ENOMEM, ERANGE
-from panthor_testbed.sched.harness import run
 
 WARN_OFF = KernelConfig(warn_fatal=False)
 

@@ -31,8 +31,8 @@ from panthor_testbed.mmu.io_pgtable import (
 from panthor_testbed.mmu.physmem import KernelPage, PhysMem, memset
 from panthor_testbed.mmu.sizes import SZ_1G, SZ_2M, SZ_4K, get_order
 from panthor_testbed.sched import Kernel, KernelConfig
+from panthor_testbed.sched.core.harness import run
 from panthor_testbed.sched.errno import EEXIST
-from panthor_testbed.sched.harness import run
 
 LEAF_LEVEL = {SZ_4K: 3, SZ_2M: 2}
 ADDR_MASK = ((1 << 48) - 1) & ~0xFFF

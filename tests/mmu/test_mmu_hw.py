@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from panthor_testbed.mmu import regs as R
-from panthor_testbed.mmu.mmu_hw import (
+from panthor_testbed.mmu.hw.mmu_hw import (
     MaliHw,
     MaliHwConfig,
     lock_region_decode,
@@ -21,8 +21,8 @@ from panthor_testbed.mmu.mmu_hw import (
 from panthor_testbed.mmu.physmem import PhysMem
 from panthor_testbed.mmu.sizes import U64_MAX, lower_32_bits, upper_32_bits
 from panthor_testbed.sched import Canonical, Kernel, read_poll_timeout
+from panthor_testbed.sched.core.harness import run
 from panthor_testbed.sched.errno import ETIMEDOUT
-from panthor_testbed.sched.harness import run
 
 
 class FixedData(Canonical):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from panthor_testbed.mmu import regs as R
-from panthor_testbed.mmu.mmu_hw import MaliHw
+from panthor_testbed.mmu.hw.mmu_hw import MaliHw
 from panthor_testbed.mmu.physmem import PhysMem
 from panthor_testbed.sched import Kernel, udelay
-from panthor_testbed.sched.harness import run
-from panthor_testbed.sched.irq import IrqDesc, IrqRegs, PanthorIrq, free_irq
+from panthor_testbed.sched.core.harness import run
+from panthor_testbed.sched.deferred.irq import IrqDesc, IrqRegs, PanthorIrq, free_irq
 
 MMU_IRQ_REGS = IrqRegs(R.MMU_INT_RAWSTAT, R.MMU_INT_CLEAR, R.MMU_INT_MASK, R.MMU_INT_STAT)
 

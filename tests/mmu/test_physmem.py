@@ -35,7 +35,7 @@ from panthor_testbed.sched import (
     kmem_cache_free_bulk,
     kmemleak_ignore,
 )
-from panthor_testbed.sched.harness import run
+from panthor_testbed.sched.core.harness import run
 
 
 def run_clean(scenario: Callable[[Kernel], Awaitable[None]], **kw: Any) -> Kernel:

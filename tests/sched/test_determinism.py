@@ -13,7 +13,7 @@ import trio
 from panthor_testbed.fuzz.runner import RunSpec, execute
 from panthor_testbed.fuzz.scenario import get_scenario
 from panthor_testbed.sched import make_strategy
-from panthor_testbed.sched.lockdep import Lockdep
+from panthor_testbed.sched.locking.lockdep import Lockdep
 
 async def main():
     out = []

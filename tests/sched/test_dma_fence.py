@@ -39,8 +39,8 @@ from panthor_testbed.sched import (
     mutex_unlock,
     softirq,
 )
+from panthor_testbed.sched.core.harness import aexplore_all, arun
 from panthor_testbed.sched.errno import EINVAL, EIO, ENOENT
-from panthor_testbed.sched.harness import aexplore_all, arun
 
 
 class MockOps(DmaFenceOps):

@@ -38,8 +38,8 @@ from panthor_testbed.sched import (
     kmalloc,
     softirq,
 )
+from panthor_testbed.sched.core.harness import arun
 from panthor_testbed.sched.errno import ENOMEM
-from panthor_testbed.sched.harness import arun
 
 USAGES = [
     pytest.param(u, id=u.name)

@@ -25,8 +25,8 @@ from panthor_testbed.sched import (
     drm_gem_object_put,
     kzalloc,
 )
+from panthor_testbed.sched.core.harness import arun
 from panthor_testbed.sched.errno import EALREADY, ENOMEM
-from panthor_testbed.sched.harness import arun
 
 PAGE_SIZE = 4096
 

@@ -21,7 +21,7 @@ from panthor_testbed.sched import (
     mutex_lock,
     mutex_unlock,
 )
-from panthor_testbed.sched.harness import arun
+from panthor_testbed.sched.core.harness import arun
 
 
 class CountingBo(DrmGemObject):

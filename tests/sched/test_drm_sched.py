@@ -45,7 +45,8 @@ from panthor_testbed.sched import (
     kzalloc,
     softirq,
 )
-from panthor_testbed.sched.drm_mock_sched import (
+from panthor_testbed.sched.core.harness import arun
+from panthor_testbed.sched.drm.drm_mock_sched import (
     DRM_MOCK_SCHED_JOB_TIMEDOUT,
     drm_mock_sched_advance,
     drm_mock_sched_entity_free,
@@ -59,8 +60,7 @@ from panthor_testbed.sched.drm_mock_sched import (
     drm_mock_sched_new,
 )
 from panthor_testbed.sched.errno import ECANCELED, EINVAL, EIO, ENOENT, ESRCH
-from panthor_testbed.sched.gfp import GFP_KERNEL
-from panthor_testbed.sched.harness import arun
+from panthor_testbed.sched.mm.gfp import GFP_KERNEL
 
 MOCK_TIMEOUT = HZ // 5
 

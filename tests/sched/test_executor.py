@@ -23,9 +23,9 @@ from panthor_testbed.sched import (
     wait_for_completion,
     wait_for_completion_timeout,
 )
+from panthor_testbed.sched.core.harness import arun, run
+from panthor_testbed.sched.core.session import open_session
 from panthor_testbed.sched.errno import ETIMEDOUT
-from panthor_testbed.sched.harness import arun, run
-from panthor_testbed.sched.session import open_session
 
 
 def test_threads_run_and_join() -> None:

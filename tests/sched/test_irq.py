@@ -22,7 +22,7 @@ from panthor_testbed.sched import (
     request_threaded_irq,
     synchronize_irq,
 )
-from panthor_testbed.sched.harness import aexplore_all, arun
+from panthor_testbed.sched.core.harness import aexplore_all, arun
 
 REGS = IrqRegs(rawstat=0x00, clear=0x04, mask=0x08, stat=0x0C)
 

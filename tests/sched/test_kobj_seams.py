@@ -77,7 +77,7 @@ from panthor_testbed.sched import (
     work_busy_running,
     work_pending,
 )
-from panthor_testbed.sched.harness import aexplore_all, arun
+from panthor_testbed.sched.core.harness import aexplore_all, arun
 
 
 class BindJob(DrmSchedJob):

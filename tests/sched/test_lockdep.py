@@ -23,8 +23,8 @@ from panthor_testbed.sched import (
     spin_lock,
     spin_unlock,
 )
-from panthor_testbed.sched.harness import run
-from panthor_testbed.sched.lockdep import (
+from panthor_testbed.sched.core.harness import run
+from panthor_testbed.sched.locking.lockdep import (
     DMA_FENCE_MAP_KEY,
     FS_RECLAIM_KEY,
     MMU_NOTIFIER_KEY,
@@ -271,7 +271,7 @@ def test_seeded_edges_reproduce_a_cross_run_report() -> None:
 
 
 def test_process_wide_graph_outlives_runs_until_reset() -> None:
-    from panthor_testbed.sched.lockdep import default_lockdep, reset_lockdep
+    from panthor_testbed.sched.locking.lockdep import default_lockdep, reset_lockdep
 
     reset_lockdep()
     run(_ordered("P", "Q"), lockdep=default_lockdep())  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from panthor_testbed.sched import (
     kmemleak_ignore,
     kzalloc,
 )
-from panthor_testbed.sched.harness import run
+from panthor_testbed.sched.core.harness import run
 
 
 class Thing:

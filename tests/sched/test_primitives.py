@@ -41,8 +41,8 @@ from panthor_testbed.sched import (
     set_bit,
 )
 from panthor_testbed.sched import test_and_set_bit as _test_and_set_bit
-from panthor_testbed.sched.harness import explore_all, run
-from panthor_testbed.sched.refcount import REFCOUNT_SATURATED
+from panthor_testbed.sched.core.harness import explore_all, run
+from panthor_testbed.sched.locking.refcount import REFCOUNT_SATURATED
 
 
 def test_mutex_excludes_and_hands_over() -> None:

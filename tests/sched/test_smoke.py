@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from panthor_testbed.sched import Kernel, Mutex, RandomWalk, mutex_lock, mutex_unlock
-from panthor_testbed.sched.harness import run
+from panthor_testbed.sched.core.harness import run
 
 
 async def _abba(k: Kernel) -> None:

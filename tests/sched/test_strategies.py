@@ -20,7 +20,7 @@ from panthor_testbed.sched import (
     Replay,
     preempt,
 )
-from panthor_testbed.sched.harness import explore_all, run
+from panthor_testbed.sched.core.harness import explore_all, run
 
 
 async def _two_by_two(k: Kernel) -> None:

@@ -30,8 +30,8 @@ from panthor_testbed.sched import (
     drm_syncobj_wait,
     softirq,
 )
+from panthor_testbed.sched.core.harness import aexplore_all, arun
 from panthor_testbed.sched.errno import EINVAL, ENOENT, ETIME
-from panthor_testbed.sched.harness import aexplore_all, arun
 
 OPS = DmaFenceOps()
 

@@ -6,7 +6,7 @@ import json
 
 from panthor_testbed.fuzz.scenario import get_scenario
 from panthor_testbed.sched import RandomWalk, Replay
-from panthor_testbed.sched.harness import run
+from panthor_testbed.sched.core.harness import run
 
 
 def test_table_has_one_column_per_thread() -> None:

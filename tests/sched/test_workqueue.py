@@ -27,7 +27,7 @@ from panthor_testbed.sched import (
     schedule_work,
     work_pending,
 )
-from panthor_testbed.sched.harness import aexplore_all, arun
+from panthor_testbed.sched.core.harness import aexplore_all, arun
 
 
 async def run_case(body: Callable[[Kernel], Awaitable[None]]) -> Kernel:

@@ -31,8 +31,8 @@ from panthor_testbed.sched import (
     ww_mutex_trylock,
     ww_mutex_unlock,
 )
+from panthor_testbed.sched.core.harness import aexplore_all, arun
 from panthor_testbed.sched.errno import EALREADY, EDEADLK
-from panthor_testbed.sched.harness import aexplore_all, arun
 
 Scenario = Callable[[Kernel], Awaitable[None]]
 

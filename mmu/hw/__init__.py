@@ -1,0 +1,1 @@
+"""The hardware side of the register interface: the GPU's MMU/AS registers, TLBs, GPU accesses."""

@@ -1,0 +1,1 @@
+"""The executor: simulated threads on Trio, the choices, virtual time, findings, trace."""

@@ -1,0 +1,751 @@
+"""The controlled executor: one run of the simulated kernel on Trio.
+
+Every simulated thread is a Trio task, but Trio never decides anything:
+exactly one simulated thread is runnable *in Trio* at any time. A thread
+gives up the CPU only at a yield point (:func:`preempt`) or when it blocks,
+and it hands over directly to the thread the strategy picked
+(``reschedule`` + ``wait_task_rescheduled``), so a run is fully described by
+its choice list.
+
+Choice list encoding: a thread choice records the chosen tid (>= 0); a data
+choice (e.g. "does this allocation fail?") records ``-1 - value``. Choices
+are only recorded where there was more than one option.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+from bisect import insort
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import outcome
+import trio
+from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
+
+from .failure import (
+    ExecutorError,
+    Failure,
+    KernelFault,
+    RunStopped,
+)
+from .session import Session, current_session, open_session
+from .strategy import Canonical, Strategy
+from .thread import BlockReason, SimThread, ThreadState
+from .trace import TIMER_TID, Trace
+
+if TYPE_CHECKING:
+    from ..locking.lockdep import Lockdep
+    from ..mm.memory import Memory
+
+_RUNNABLE = ThreadState.RUNNABLE
+_BLOCKED = ThreadState.BLOCKED
+_DONE = ThreadState.DONE
+
+NSEC_PER_USEC = 1_000
+NSEC_PER_MSEC = 1_000_000
+NSEC_PER_SEC = 1_000_000_000
+
+
+@dataclass
+class KernelConfig:
+    """Knobs of one run. Everything that changes behaviour is recorded in replay files."""
+
+    lockdep: bool = True
+    trace: bool = True
+    warn_fatal: bool = True  # a WARN ends the run (False: only count it)
+    max_steps: int = 2_000_000
+    time_limit_ns: int = 3600 * NSEC_PER_SEC
+    alloc_fail_nth: int = 0  # fail the Nth failable allocation (0: off)
+    alloc_fail_probability: float = 0.0  # each allocation fails with p, drawn from the strategy
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KernelConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        cfg = cls(**known)
+        for name, f in cls.__dataclass_fields__.items():
+            want = type(f.default)
+            got = getattr(cfg, name)
+            if want is float and isinstance(got, int) and not isinstance(got, bool):
+                setattr(cfg, name, float(got))
+            elif not isinstance(got, want) or (want is int and isinstance(got, bool)):
+                raise ValueError(f"config field {name!r} must be {want.__name__}")
+        return cfg
+
+
+class Timer:
+    """A callback at a virtual deadline (hardware latency, delayed work, timeouts).
+
+    Callbacks are synchronous (softirq-like): they may wake threads, never block.
+    """
+
+    __slots__ = ("active", "deadline", "fn", "name")
+
+    def __init__(self, deadline: int, fn: Callable[[], None], name: str) -> None:
+        self.deadline = deadline
+        self.fn = fn
+        self.name = name
+        self.active = True
+
+    def cancel(self) -> bool:
+        """Returns True if the timer was still pending."""
+        was = self.active
+        self.active = False
+        return was
+
+
+class _Sleep:
+    """Block reason of a thread in msleep/udelay."""
+
+    __slots__ = ("deadline", "name")
+
+    def __init__(self, deadline: int) -> None:
+        self.deadline = deadline
+        self.name = "sleep"
+
+    def describe(self) -> str:
+        return f"sleep until {self.deadline / NSEC_PER_USEC:.1f}us"
+
+    def holder(self) -> SimThread | None:
+        return None
+
+
+_K: Kernel | None = None
+
+
+def current_kernel() -> Kernel:
+    k = _K
+    if k is None:
+        raise ExecutorError("not inside a simulated kernel run")
+    return k
+
+
+def current_kernel_or_none() -> Kernel | None:
+    return _K
+
+
+def current() -> SimThread:
+    """The running simulated thread (the kernel's ``current``)."""
+    k = _K
+    if k is None:
+        raise ExecutorError("not inside a simulated kernel run")
+    cur = k.current
+    if cur is None:
+        raise ExecutorError("no simulated thread is running")
+    return cur
+
+
+async def preempt() -> None:
+    """A yield point: the strategy may switch to another runnable thread here."""
+    k = _K
+    if k is None:
+        raise ExecutorError("preempt() outside a simulated kernel run")
+    k.steps += 1
+    if k.steps > k.max_steps:
+        k.step_limit_hit()
+    if len(k.runnable) > 1 and not k.stopping:
+        cur = k.current
+        assert cur is not None
+        nxt = k.strategy.pick(k, cur, k.runnable)
+        if k.stopping:  # the strategy gave up (a replay that does not fit)
+            raise RunStopped()
+        k.choices.append(nxt.tid)
+        if nxt is not cur:
+            await k.switch(cur, nxt)
+
+
+def _abort_parked(_: Any) -> Abort:
+    # Trio cancelled a parked simulated thread: only external cancellation
+    # (Ctrl-C, a test timeout) does that. The run cannot go on.
+    k = _K
+    if k is not None:
+        k.stopping = True
+        k.tracing = False
+        k.interrupted = True
+    return Abort.SUCCEEDED
+
+
+class Kernel:
+    """One run: clock, threads, strategy, trace, lockdep, memory, failures."""
+
+    def __init__(
+        self,
+        strategy: Strategy | None = None,
+        config: KernelConfig | None = None,
+        *,
+        lockdep: Lockdep | None = None,
+        run_id: int = 0,
+        injected: frozenset[str] = frozenset(),
+    ) -> None:
+        self.config = config or KernelConfig()
+        # Bug-catalogue slugs whose pre-fix code path the model takes this run.
+        self.injected = injected
+        self.strategy: Strategy = strategy if strategy is not None else Canonical()
+        self.run_id = run_id
+        self.threads: list[SimThread] = []
+        self.runnable: list[SimThread] = []  # sorted by tid
+        self.current: SimThread | None = None
+        self.live_nondaemon = 0
+        self.steps = 0
+        self.max_steps = self.config.max_steps
+        self.now = 0
+        self._timers: list[tuple[int, int, Timer]] = []
+        self._timer_seq = 0
+        self.choices: list[int] = []
+        self.failures: list[Failure] = []
+        self.stopping = False  # the run is ending: no more switches, no more findings
+        self.interrupted = False  # cancelled from outside (Ctrl-C): Trio owns the teardown
+        self.finished = False  # every non-daemon thread exited
+        self.trace = Trace()
+        self.tracing = self.config.trace
+        self._events = self.trace.events
+        self.lockdep: Lockdep | None = None
+        if self.config.lockdep:
+            self.lockdep = lockdep if lockdep is not None else _lockdep.default_lockdep()
+        self.mem: Memory = _memory.Memory(self)
+        self.exit_checks: list[Callable[[Kernel], None]] = []
+        self.objects: dict[str, Any] = {}  # scenario-visible handles (device, vms, ...)
+        # Timer callbacks run as softirqs: atomic context (might_sleep reports).
+        self.timer_thread = SimThread(TIMER_TID, "timer", None, (), True)
+        self.timer_thread.preempt_count = 1
+        self._main_task: trio.lowlevel.Task | None = None
+        self._main_parked = False
+        self._session: Session | None = None
+        self._ran = False
+
+    # ------------------------------------------------------------------ tracing
+
+    def ev(self, kind: str, obj: str = "", detail: str = "") -> None:
+        """Record one trace event in the running thread's column."""
+        if self.tracing:
+            cur = self.current
+            self._events.append(
+                (self.steps, self.now, cur.tid if cur is not None else TIMER_TID, kind, obj, detail)
+            )
+
+    # ------------------------------------------------------------------ threads
+
+    def spawn(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        name: str | None = None,
+        daemon: bool = False,
+        **kwargs: Any,
+    ) -> SimThread:
+        """Create a simulated thread; it becomes runnable (spawning is not a yield point).
+
+        Daemon threads (idle workers, IRQ threads, the GPU) may stay blocked
+        when the run ends; the run ends when every non-daemon thread exited.
+        """
+        if self._session is None:
+            raise ExecutorError("spawn() before the run started")
+        if self.stopping:
+            raise RunStopped()
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
+        tid = len(self.threads)
+        tname: str = name or getattr(fn, "__name__", None) or "thread"
+        t = SimThread(tid, tname, fn, args, daemon)
+        t.exit_wq = _waitqueue.WaitQueue(f"exit of T{tid}", klass="thread-exit")
+        self.threads.append(t)
+        self.trace.thread_names.append(tname)
+        self.runnable.append(t)  # the newest tid is the largest: stays sorted
+        if not daemon:
+            self.live_nondaemon += 1
+        self._session.assign(t, self)
+        if self.current is not None:
+            self.ev("spawn", f"T{tid}", tname)
+        return t
+
+    def make_runnable(self, t: SimThread, woken: bool = True) -> None:
+        """Wake a blocked thread (it runs when a strategy picks it)."""
+        if t.state is not _BLOCKED:
+            return
+        t.state = _RUNNABLE
+        t.blocked_on = None
+        t.woken = woken
+        if t.timer is not None:
+            t.timer.cancel()
+            t.timer = None
+        insort(self.runnable, t, key=_tid_of)
+
+    async def block_current(self, reason: BlockReason, timeout_ns: int | None = None) -> bool:
+        """Block the running thread on ``reason`` until someone calls make_runnable.
+
+        Returns True if woken, False if ``timeout_ns`` elapsed first. The
+        caller has already registered the thread wherever its waker looks.
+        """
+        cur = self.current
+        assert cur is not None
+        if self.stopping:
+            raise RunStopped()
+        cur.state = _BLOCKED
+        cur.blocked_on = reason
+        cur.woken = False
+        self.runnable.remove(cur)
+        if timeout_ns is not None:
+            cur.timer = self.add_timer(timeout_ns, functools.partial(self._timeout, cur, reason))
+        if self.tracing:
+            self._events.append((self.steps, self.now, cur.tid, "block", reason.name, ""))
+        nxt = self._next_after_block()
+        if nxt is cur:
+            return cur.woken
+        if nxt is None:
+            # The run is over (deadlock or end); teardown will unwind us.
+            cur.parked = True
+            await wait_task_rescheduled(_abort_parked)
+            raise ExecutorError("a thread was resumed after its run ended")
+        await self.switch(cur, nxt)
+        return cur.woken
+
+    def _timeout(self, t: SimThread, reason: BlockReason) -> None:
+        if t.state is _BLOCKED and t.blocked_on is reason:
+            t.timer = None
+            remove = getattr(reason, "forget", None)
+            if remove is not None:
+                remove(t)
+            self.make_runnable(t, woken=False)
+
+    async def sleep_ns(self, ns: int) -> None:
+        """Sleep for ``ns`` of virtual time (msleep, usleep_range, udelay)."""
+        if ns <= 0:
+            await preempt()
+            return
+        self.steps += 1
+        await self.block_current(_Sleep(self.now + ns), timeout_ns=ns)
+
+    async def switch(self, cur: SimThread, nxt: SimThread) -> None:
+        """Hand the CPU from ``cur`` (the caller) to ``nxt`` and park until picked again."""
+        self.current = nxt
+        if nxt.parked:
+            nxt.parked = False
+            assert nxt.task is not None
+            reschedule(nxt.task)
+        cur.parked = True
+        await wait_task_rescheduled(_abort_parked)
+
+    def _next_after_block(self) -> SimThread | None:
+        """Pick who runs now that the current thread cannot (blocked or exited).
+
+        Advances virtual time when nothing is runnable; returns None when the
+        run is over (everyone done, or deadlock), after waking the main task.
+        """
+        while True:
+            runnable = self.runnable
+            if runnable:
+                if len(runnable) == 1 or self.stopping:
+                    return runnable[0]
+                nxt = self.strategy.pick(self, None, runnable)
+                if self.stopping:
+                    self._wake_main()
+                    return None
+                self.choices.append(nxt.tid)
+                return nxt
+            if self.live_nondaemon == 0:
+                self.finished = True
+                self._wake_main()
+                return None
+            if not self._fire_next_timers():
+                if not self.stopping:
+                    self._report_deadlock()
+                self._wake_main()
+                return None
+
+    # ------------------------------------------------------------------ time
+
+    def add_timer(self, delay_ns: int, fn: Callable[[], None], name: str = "timer") -> Timer:
+        if delay_ns < 0:
+            raise ValueError("negative timer delay")
+        tm = Timer(self.now + delay_ns, fn, name)
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (tm.deadline, self._timer_seq, tm))
+        return tm
+
+    def _fire_next_timers(self) -> bool:
+        """Jump the clock to the next timer and run every timer due then."""
+        timers = self._timers
+        while timers and not timers[0][2].active:
+            heapq.heappop(timers)
+        if not timers:
+            return False
+        deadline = timers[0][0]
+        if deadline > self.config.time_limit_ns:
+            if not self.stopping:
+                self._livelock(
+                    f"virtual time limit of {self.config.time_limit_ns / NSEC_PER_SEC:g}s "
+                    f"reached with threads still waiting for timers"
+                )
+            return False
+        self.now = deadline
+        saved = self.current
+        self.current = self.timer_thread
+        try:
+            while timers and timers[0][0] == deadline:
+                _, _, tm = heapq.heappop(timers)
+                if tm.active:
+                    tm.active = False
+                    tm.fn()
+        finally:
+            self.current = saved
+        return True
+
+    # ------------------------------------------------------------------ choices
+
+    def choose_data(self, n: int, p_nonzero: float = 0.5, what: str = "") -> int:
+        """A data choice in ``range(n)`` from the strategy (0 is the canonical one).
+
+        ``what`` says what a non-zero value means, for shrink reports
+        (e.g. "allocation #3 fails").
+        """
+        if n <= 1 or self.stopping:
+            return 0
+        v = self.strategy.choose(self, n, p_nonzero, what)
+        if self.stopping:
+            raise RunStopped()
+        if not 0 <= v < n:
+            raise ExecutorError(f"strategy returned data choice {v} outside range({n})")
+        self.choices.append(-1 - v)
+        return v
+
+    # ------------------------------------------------------------------ failures
+
+    def record_failure(self, failure: Failure, *, fatal: bool | None = None) -> None:
+        """Record a finding; a fatal one makes the run stop."""
+        if self.stopping:
+            return
+        cur = self.current
+        if failure.thread is None and cur is not None:
+            failure.thread = cur.label
+        failure.step = failure.step or self.steps
+        failure.time_ns = failure.time_ns or self.now
+        is_fatal = failure.fatal if fatal is None else fatal
+        failure.extra.setdefault("fatal", is_fatal)
+        self.failures.append(failure)
+        if self.tracing:
+            self.ev("FAIL", failure.kind, failure.message[:120])
+        if is_fatal:
+            self.stopping = True
+            self.tracing = False
+
+    def fail(self, failure: Failure, *, fatal: bool | None = None) -> None:
+        """Record a finding from inside a thread; unwind the thread if it is fatal."""
+        self.record_failure(failure, fatal=fatal)
+        if self.stopping:
+            raise RunStopped()
+
+    def step_limit_hit(self) -> NoReturn:
+        self._livelock(f"no end after {self.max_steps} steps")
+        raise RunStopped()
+
+    def _livelock(self, why: str) -> None:
+        alive = [t.label for t in self.threads if t.state is not _DONE and not t.daemon]
+        self.record_failure(
+            Failure(
+                "livelock",
+                f"{why}; still alive: {', '.join(alive) or 'none'}",
+                signature=f"livelock:{why.split(' ', 1)[0]}",
+            )
+        )
+
+    def _report_deadlock(self) -> None:
+        from .frames import caller_location, where_blocked
+
+        lines = []
+        parts = []
+        classes = []
+        for t in self.threads:
+            if t.state is not _BLOCKED:
+                continue
+            reason = t.blocked_on
+            what = reason.describe() if reason is not None else "?"
+            holder = reason.holder() if reason is not None else None
+            held_by = f" held by {holder.label}" if holder is not None else ""
+            # The thread that found the deadlock is still running: read its stack.
+            where = caller_location(2) if t is self.current else where_blocked(t)
+            tag = " (daemon)" if t.daemon else ""
+            lines.append(f"  {t.label}{tag} waits for {what}{held_by}  [{where}]")
+            if not t.daemon:
+                parts.append(f"{t.label} waits for {what}{held_by}")
+                classes.append(getattr(reason, "klass", None) or (reason.name if reason else "?"))
+        report = "deadlock: every thread is blocked and no timer is pending\n" + "\n".join(lines)
+        self.record_failure(
+            Failure(
+                "deadlock",
+                "; ".join(parts),
+                report=report,
+                thread=None,
+                signature="deadlock:" + "|".join(sorted(set(classes))),
+            )
+        )
+
+    def _thread_crashed(self, t: SimThread, exc: BaseException) -> None:
+        import traceback
+
+        from .frames import model_location
+
+        tb = exc.__traceback__
+        where = model_location(tb)
+        if isinstance(exc, KernelFault):
+            kind = exc.failure_kind
+            msg = exc.message
+            sig = exc.signature or f"{kind}:{where}"
+        else:
+            kind = "exception"
+            msg = f"{type(exc).__name__}: {exc}"
+            sig = f"exception:{type(exc).__name__}:{where}"
+        report = "".join(traceback.format_exception(type(exc), exc, tb))
+        self.record_failure(
+            Failure(kind, f"{msg} (at {where})", report=report, thread=t.label, signature=sig),
+            fatal=True,
+        )
+
+    # ------------------------------------------------------------------ run
+
+    async def run_thread(self, t: SimThread) -> None:
+        """Body of a worker task for one simulated thread (called by the session)."""
+        try:
+            if self.current is not t:
+                t.parked = True
+                await wait_task_rescheduled(_abort_parked)
+            if self.stopping:
+                raise RunStopped()
+            t.started = True
+            assert t.fn is not None
+            await t.fn(*t.args)
+        except RunStopped:
+            pass
+        except trio.Cancelled:
+            # Only the stall guard or an outside cancellation cancels a
+            # simulated thread; either way the run is over.
+            self.stopping = True
+            self.tracing = False
+        except Exception as exc:  # any escape is a finding
+            self._thread_crashed(t, exc)
+        except BaseException:
+            # Ctrl-C and friends: leave the run, let the caller report. Trio is
+            # cancelling every task now, so teardown must not touch them.
+            self.stopping = True
+            self.tracing = False
+            self.interrupted = True
+            self._on_thread_exit(t)
+            raise
+        self._on_thread_exit(t)
+
+    def _on_thread_exit(self, t: SimThread) -> None:
+        if t.state is _DONE:
+            return
+        was_runnable = t.state is _RUNNABLE
+        t.state = _DONE
+        if was_runnable:
+            self.runnable.remove(t)
+        if not t.daemon:
+            self.live_nondaemon -= 1
+        if self.stopping:
+            if self.current is t:
+                self._wake_main()
+            return
+        if self.tracing:
+            self._events.append((self.steps, self.now, t.tid, "exit", "", ""))
+        if t.held and self.lockdep is not None:
+            self.lockdep.report_held_at_exit(self, t)
+            if self.stopping:
+                self._wake_main()
+                return
+        assert t.exit_wq is not None
+        t.exit_wq.wake_all()
+        nxt = self._next_after_block()
+        if nxt is None:
+            return
+        self.current = nxt
+        if nxt.parked:
+            nxt.parked = False
+            assert nxt.task is not None
+            reschedule(nxt.task)
+
+    def _wake_main(self) -> None:
+        self.current = None
+        if self._main_parked:
+            self._main_parked = False
+            assert self._main_task is not None
+            reschedule(self._main_task)
+
+    async def _park_main(self) -> None:
+        self._main_parked = True
+        await wait_task_rescheduled(self._abort_main)
+
+    def _abort_main(self, _: Any) -> Abort:
+        self._main_parked = False
+        self.interrupted = True
+        self.stopping = True
+        self.tracing = False
+        return Abort.SUCCEEDED
+
+    def stalled(self) -> None:
+        """Every Trio task is blocked (called by the session's guard)."""
+        cur = self.current
+        if cur is not None and cur.started and not cur.parked and cur.state is not _DONE:
+            assert cur.task is not None
+            what = describe_foreign_await(cur.task)
+            self.record_failure(
+                Failure(
+                    "uncontrolled",
+                    f"{cur.label} awaited {what}, which the executor does not control",
+                    thread=cur.label,
+                    signature=f"uncontrolled:{what.split(' ', 1)[0]}",
+                ),
+                fatal=True,
+            )
+            self.stopping = True
+            assert cur.worker is not None and cur.worker.scope is not None
+            cur.worker.scope.cancel()
+        elif self._main_parked:
+            # Nobody can run and nobody will wake main: an executor bug.
+            self.record_failure(
+                Failure("exception", "executor stalled with no runnable thread"), fatal=True
+            )
+            self._wake_main()
+
+    async def run(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """Execute ``fn(kernel, *args, **kwargs)`` as thread ``init`` and everything it spawns.
+
+        Inside a session (:func:`open_session`) the run reuses its Trio tasks;
+        otherwise a session is opened for this run alone.
+        """
+        if self._ran:
+            raise ExecutorError("a Kernel runs once; make a new one")
+        if _K is not None:
+            raise ExecutorError("another simulated kernel run is active in this process")
+        session = current_session()
+        if session is None:
+            async with open_session() as session:
+                await self._run_in(session, fn, args, kwargs)
+        else:
+            await self._run_in(session, fn, args, kwargs)
+
+    async def _run_in(
+        self,
+        session: Session,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        global _K
+        if self._ran:
+            raise ExecutorError("a Kernel runs once; make a new one")
+        self._ran = True
+        if _K is not None:
+            raise ExecutorError("another simulated kernel run is active in this process")
+        session.begin(self)
+        _K = self
+        self._session = session
+        self._main_task = current_task()
+        self.strategy.start_run(self)
+        try:
+            body = functools.partial(fn, **kwargs) if kwargs else fn
+            init = self.spawn(body, self, *args, name="init")
+            self.current = init
+            if init.parked:
+                init.parked = False
+                assert init.task is not None
+                reschedule(init.task)
+            await self._park_main()
+            await self._teardown()
+        finally:
+            _K = None
+            self.tracing = False
+            session.end(self)
+            self.strategy.end_run(self)
+        if self.finished and not any(f.extra.get("fatal") for f in self.failures):
+            self._exit_checks()
+
+    async def _teardown(self) -> None:
+        """Unwind every thread still alive, one at a time, in tid order."""
+        self.stopping = True
+        self.tracing = False
+        for t in self.threads:
+            if self.interrupted:
+                break  # Trio is cancelling the tasks itself
+            if t.state is _DONE:
+                continue
+            self.current = t
+            if t.parked:
+                # Parked by the executor (blocked, preempted or never started).
+                t.parked = False
+                assert t.task is not None
+                reschedule(t.task, outcome.Error(RunStopped()))
+            elif t.started and t.worker is not None and t.worker.scope is not None:
+                # Stuck outside the executor: the guard cancelled it already.
+                t.worker.scope.cancel()
+            # else: its worker task has not taken its first step; it will see `stopping`.
+            await self._park_main()
+        self.current = None
+
+    def _exit_checks(self) -> None:
+        saved = self.stopping
+        self.stopping = False
+        try:
+            self.mem.check_leaks()
+            for check in self.exit_checks:
+                check(self)
+        finally:
+            self.stopping = saved or self.stopping
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def primary_failure(self) -> Failure | None:
+        """The finding that names the run: the fatal one if any, else the first."""
+        for f in self.failures:
+            if f.extra.get("fatal"):
+                return f
+        return self.failures[0] if self.failures else None
+
+
+def _tid_of(t: SimThread) -> int:
+    return t.tid
+
+
+def describe_foreign_await(task: trio.lowlevel.Task) -> str:
+    """Name the non-executor call a task is parked in, e.g. 'trio.sleep (at x.py:12)'."""
+    from .frames import short_path
+
+    frames = list(task.iter_await_frames())
+    caller = None
+    for frame, lineno in frames:
+        module = frame.f_globals.get("__name__", "?")
+        if module == "trio" or module.startswith("trio."):
+            parts = [p for p in module.split(".") if not p.startswith("_")]
+            name = ".".join([*parts, frame.f_code.co_qualname])
+            at = f" (at {caller})" if caller else ""
+            return f"{name}{at}"
+        caller = f"{short_path(frame.f_code.co_filename)}:{lineno}"
+    if frames:
+        frame, lineno = frames[-1]
+        return f"{frame.f_code.co_qualname} (at {short_path(frame.f_code.co_filename)}:{lineno})"
+    return "an unknown awaitable"
+
+
+# Re-exported for the primitives' convenience.
+__all__ = [
+    "NSEC_PER_MSEC",
+    "NSEC_PER_SEC",
+    "NSEC_PER_USEC",
+    "Kernel",
+    "KernelConfig",
+    "Timer",
+    "current",
+    "current_kernel",
+    "current_kernel_or_none",
+    "preempt",
+]
+
+# Modules that import this one; bound here, after everything they use exists.
+from ..locking import lockdep as _lockdep  # noqa: E402
+from ..mm import memory as _memory  # noqa: E402
+from . import waitqueue as _waitqueue  # noqa: E402

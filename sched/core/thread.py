@@ -1,0 +1,101 @@
+"""Simulated kernel threads (one Trio task each)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import trio
+
+    from ..locking.lockdep import HeldLock
+    from .kernel import Timer
+    from .session import Worker
+    from .waitqueue import WaitQueue
+
+
+class ThreadState(IntEnum):
+    RUNNABLE = 0
+    BLOCKED = 1
+    DONE = 2
+
+
+class BlockReason(Protocol):
+    """What a blocked thread waits on, for deadlock reports."""
+
+    name: str
+
+    def describe(self) -> str: ...
+
+    def holder(self) -> SimThread | None: ...
+
+
+class SimThread:
+    """One kernel execution context: an ioctl caller, a worker, an IRQ thread.
+
+    ``tid`` is the spawn order within the run (0 is the scenario's ``init``);
+    choice lists name threads by tid.
+    """
+
+    __slots__ = (
+        "args",
+        "blocked_on",
+        "ctx",
+        "daemon",
+        "exit_wq",
+        "fn",
+        "held",
+        "name",
+        "parked",
+        "preempt_count",
+        "started",
+        "state",
+        "task",
+        "tid",
+        "timer",
+        "woken",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        tid: int,
+        name: str,
+        fn: Callable[..., Awaitable[Any]] | None,
+        args: tuple[Any, ...],
+        daemon: bool,
+    ) -> None:
+        self.tid = tid
+        self.name = name
+        self.fn = fn
+        self.args = args
+        self.daemon = daemon
+        self.state = ThreadState.RUNNABLE
+        self.task: trio.lowlevel.Task | None = None
+        self.parked = False  # parked by the executor (wait_task_rescheduled)
+        self.started = False
+        self.blocked_on: BlockReason | None = None
+        self.woken = False  # result of the last wait: woken (True) or timed out
+        self.timer: Timer | None = None
+        self.exit_wq: WaitQueue | None = None
+        self.held: list[HeldLock] = []  # lockdep's held-lock stack
+        self.preempt_count = 0  # > 0: atomic context (spinlock held, hard IRQ)
+        self.worker: Worker | None = None  # the pooled Trio task running this thread
+        self.ctx: dict[str, Any] = {}  # per-thread model state (e.g. the running work)
+
+    @property
+    def label(self) -> str:
+        return f"T{self.tid} {self.name}" if self.tid >= 0 else self.name
+
+    def __repr__(self) -> str:
+        return f"<SimThread {self.label} {self.state.name}>"
+
+    async def join(self) -> None:
+        """Wait until this thread has exited (``kthread_stop``-like join)."""
+        from .kernel import preempt
+
+        await preempt()
+        while self.state is not ThreadState.DONE:
+            assert self.exit_wq is not None
+            await self.exit_wq.wait()

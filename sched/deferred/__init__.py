@@ -1,0 +1,1 @@
+"""Deferred execution: workqueues, threaded IRQs, irq_work."""

@@ -1,0 +1,1 @@
+"""drivers/dma-buf: dma_fence, dma_fence_chain, dma_resv."""

@@ -1,0 +1,638 @@
+"""dma_fence (drivers/dma-buf/dma-fence.c, include/linux/dma-fence.h).
+
+A fence has a context and a seqno, signals once (optionally with an error
+set before), runs its callbacks synchronously in the signaller's thread
+under ``fence->lock`` (a :class:`~.spin.SyncSpinLock`, so callbacks are
+plain functions that must not sleep), and can be waited on. The
+``dma_fence_map`` signalling annotations of the core lockdep apply:
+``dma_fence_signal`` brackets itself with ``dma_fence_begin/end_signalling``
+and every wait does ``__dma_fence_might_wait()``.
+
+Every public ``async`` operation starts with a yield point. Code that runs
+in atomic context (fence callbacks, timers, hard IRQ handlers) uses the
+``*_atomic`` variants, which do the same without the yield point.
+
+Timeouts are in jiffies (``sched.clock``: HZ = 1000), as in the kernel.
+A fence allocated with ``kmalloc``/``kzalloc`` is freed with ``kfree`` on its
+last put (so a later use is a use-after-free finding); others are just
+released. Deadlock reports name the fence and who is expected to signal it
+(:meth:`DmaFenceOps.signaller`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from ..core.clock import MAX_SCHEDULE_TIMEOUT, NSEC_PER_JIFFY
+from ..core.failure import Failure, UseAfterFree
+from ..core.frames import fast_site, format_site
+from ..core.kernel import Kernel, current_kernel, preempt
+from ..core.thread import SimThread
+from ..errno import EDEADLK, EINVAL, ENOENT, MAX_ERRNO
+from ..locking.lockdep import (
+    dma_fence_begin_signalling,
+    dma_fence_end_signalling,
+    dma_fence_might_wait,
+    lockdep_assert_held,
+    might_sleep,
+)
+from ..locking.refcount import REFCOUNT_MAX, REFCOUNT_SATURATED, RefCount
+from ..locking.spin import SyncSpinLock
+from ..mm.objmem import kfree_if_allocated
+
+DMA_FENCE_FLAG_SIGNALED_BIT: Final = 0
+DMA_FENCE_FLAG_TIMESTAMP_BIT: Final = 1
+DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT: Final = 2
+DMA_FENCE_FLAG_USER_BITS: Final = 3
+
+_SIGNALED: Final = 1 << DMA_FENCE_FLAG_SIGNALED_BIT
+_TIMESTAMP: Final = 1 << DMA_FENCE_FLAG_TIMESTAMP_BIT
+_ENABLE_SIGNAL: Final = 1 << DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT
+
+_CONTEXT_KEY: Final = "dma_fence_context_counter"
+_STUB_KEY: Final = "dma_fence_stub"
+
+
+class DmaFenceOps:
+    """``struct dma_fence_ops``. Subclass and override what the driver provides.
+
+    The defaults behave as the absent optional ops do. :meth:`signaller` is
+    the model's addition: who is expected to signal the fence, for reports.
+    """
+
+    use_64bit_seqno: bool = False
+    driver_name: str = "model"
+
+    def get_driver_name(self, fence: DmaFence) -> str:
+        return self.driver_name
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        return fence.timeline or "unbound"
+
+    def enable_signaling(self, fence: DmaFence) -> bool:
+        """Called under ``fence->lock``; False means "signal it now"."""
+        return True
+
+    def signaled(self, fence: DmaFence) -> bool:
+        """Polled by ``dma_fence_is_signaled()`` (may signal the fence)."""
+        return False
+
+    def release(self, fence: DmaFence) -> None:
+        """The last reference is gone (``dma_fence_free()`` by default)."""
+        dma_fence_free(fence)
+
+    def signaller(self, fence: DmaFence) -> tuple[str, SimThread | None]:
+        """(who should signal ``fence``, the thread that will, if known)."""
+        return (fence.signaller_hint or "no signaller registered", None)
+
+
+DEFAULT_FENCE_OPS: Final = DmaFenceOps()
+
+DmaFenceFunc = Callable[["DmaFence", "DmaFenceCb"], None]
+
+
+class DmaFenceCb:
+    """``struct dma_fence_cb``: ``func(fence, cb)`` runs in the signaller, atomically."""
+
+    __slots__ = ("container", "fence", "func")
+
+    def __init__(self, container: Any = None) -> None:
+        self.func: DmaFenceFunc | None = None
+        self.fence: DmaFence | None = None  # the fence it is queued on (list_empty(&cb->node))
+        self.container = container  # container_of()
+
+
+class DmaFence:
+    """``struct dma_fence``.
+
+    ``DmaFence(ops, lock, context, seqno)`` is ``dma_fence_init()``-ed (refcount 1;
+    ``ops`` None: default ops, ``lock`` None: a private lock). ``DmaFence()``
+    with none of them is zeroed memory, for a fence embedded in a structure
+    and initialised later with :func:`dma_fence_init`.
+
+    ``container`` plays ``container_of()`` for fences embedded in a bigger
+    object (drm_sched's ``scheduled``/``finished``).
+    """
+
+    __slots__ = (
+        "cb_list",
+        "container",
+        "context",
+        "error",
+        "flags",
+        "lock",
+        "ops",
+        "refcount",
+        "seqno",
+        "signaller_hint",
+        "timeline",
+        "timestamp",
+    )
+
+    is_container = False  # dma_fence_array / dma_fence_chain
+
+    def __init__(
+        self,
+        ops: DmaFenceOps | None = None,
+        lock: SyncSpinLock | None = None,
+        context: int = 0,
+        seqno: int = 0,
+        *,
+        timeline: str = "",
+        container: Any = None,
+    ) -> None:
+        self.ops: DmaFenceOps = DEFAULT_FENCE_OPS
+        self.lock: SyncSpinLock | None = None
+        self.context = 0
+        self.seqno = 0
+        self.flags = 0
+        self.error = 0
+        self.timestamp = 0
+        self.refcount = RefCount(0, "dma_fence")
+        self.cb_list: list[DmaFenceCb] = []
+        self.timeline = timeline
+        self.container = container
+        self.signaller_hint: str | None = None
+        if ops is not None or lock is not None or context or seqno:
+            dma_fence_init(self, ops or DEFAULT_FENCE_OPS, lock, context, seqno)
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.ops.get_driver_name(self)}:{self.ops.get_timeline_name(self)} "
+            f"{self.context}:{self.seqno}"
+        )
+
+    def state(self) -> str:
+        if self.flags & _SIGNALED:
+            return f"signalled (error {self.error})" if self.error else "signalled"
+        return "unsignalled" + (f" (error {self.error} set)" if self.error else "")
+
+    def __repr__(self) -> str:
+        return f"<dma_fence {self.label} {self.state()}>"
+
+
+def dma_fence_init(
+    fence: DmaFence,
+    ops: DmaFenceOps,
+    lock: SyncSpinLock | None,
+    context: int,
+    seqno: int,
+) -> None:
+    """``dma_fence_init()``: refcount 1, error 0, no callbacks.
+
+    ``lock`` may be None for a fence with a private lock (the model's
+    convenience; the kernel BUG()s on a NULL lock).
+    """
+    fence.ops = ops
+    fence.lock = lock if lock is not None else SyncSpinLock("fence->lock", "&fence->lock")
+    fence.context = context
+    fence.seqno = seqno
+    fence.flags = 0
+    fence.error = 0
+    fence.timestamp = 0
+    fence.refcount = RefCount(1, "dma_fence")
+    fence.cb_list = []
+
+
+def _fence_lock(fence: DmaFence) -> SyncSpinLock:
+    lock = fence.lock
+    if lock is None:
+        raise UseAfterFree(
+            f"use of an uninitialised dma_fence ({fence.timeline or '?'}) at "
+            f"{format_site(fast_site(3))}",
+            signature="use-after-free:dma_fence-uninitialised",
+        )
+    return lock
+
+
+def dma_fence_context_alloc(num: int) -> int:
+    """``dma_fence_context_alloc()``: ``num`` fresh contexts (per run, from 1)."""
+    k = current_kernel()
+    _warn_on(k, num <= 0, "dma_fence_context_alloc(0)")
+    first: int = k.objects.get(_CONTEXT_KEY, 1)
+    k.objects[_CONTEXT_KEY] = first + num
+    return first
+
+
+def _warn_on(k: Kernel, cond: bool, what: str) -> bool:
+    if cond and not k.stopping:
+        site = format_site(fast_site(3))
+        k.fail(
+            Failure("warn", f"WARNING at {site}: {what}", signature=f"warn:{what}"),
+            fatal=k.config.warn_fatal,
+        )
+    return cond
+
+
+# ---------------------------------------------------------------------- seqnos
+
+
+def __dma_fence_is_later(f1: int, f2: int, ops: DmaFenceOps) -> bool:
+    """``__dma_fence_is_later()``: 32-bit wrapping unless the ops use 64-bit seqnos."""
+    if ops.use_64bit_seqno:
+        return f1 > f2
+    diff = (f1 - f2) & 0xFFFFFFFF
+    return 0 < diff < 0x80000000
+
+
+def dma_fence_is_later(f1: DmaFence, f2: DmaFence) -> bool:
+    """``dma_fence_is_later()``: WARN if the contexts differ."""
+    k = current_kernel()
+    if _warn_on(k, f1.context != f2.context, "dma_fence_is_later() across contexts"):
+        return False
+    return __dma_fence_is_later(f1.seqno, f2.seqno, f1.ops)
+
+
+def dma_fence_is_later_or_same(f1: DmaFence, f2: DmaFence) -> bool:
+    """``dma_fence_is_later_or_same()``."""
+    return f1 is f2 or dma_fence_is_later(f1, f2)
+
+
+def dma_fence_is_container(fence: DmaFence) -> bool:
+    """``dma_fence_is_container()``: an array or a chain."""
+    return fence.is_container
+
+
+def dma_fence_test_signaled_flag(fence: DmaFence) -> bool:
+    """``test_bit(DMA_FENCE_FLAG_SIGNALED_BIT, &fence->flags)`` (no ops poll, no yield)."""
+    return bool(fence.flags & _SIGNALED)
+
+
+# ---------------------------------------------------------------------- references
+
+
+def _ref_warn(k: Kernel, r: RefCount, what: str, fence: DmaFence) -> None:
+    r.refs = REFCOUNT_SATURATED
+    if k.stopping:
+        return
+    site = format_site(fast_site(3))
+    k.fail(
+        Failure(
+            "warn",
+            f"refcount_t: {what} (dma_fence {fence.label}, at {site})",
+            signature=f"warn:refcount:{what.split(';')[0]}:dma_fence",
+        ),
+        fatal=k.config.warn_fatal,
+    )
+
+
+def dma_fence_get_atomic(fence: DmaFence | None) -> DmaFence | None:
+    """``dma_fence_get()`` without a yield point (atomic context)."""
+    if fence is None:
+        return None
+    r = fence.refcount
+    old = r.refs
+    r.refs = old + 1
+    if old == 0:
+        _ref_warn(current_kernel(), r, "addition on 0; use-after-free.", fence)
+    elif old < 0 or old + 1 > REFCOUNT_MAX:
+        _ref_warn(current_kernel(), r, "saturated; leaking memory.", fence)
+    return fence
+
+
+def dma_fence_get_rcu(fence: DmaFence) -> DmaFence | None:
+    """``dma_fence_get_rcu()``: ``kref_get_unless_zero``; None if already released."""
+    if fence.refcount.refs == 0:
+        return None
+    return dma_fence_get_atomic(fence)
+
+
+def dma_fence_put_atomic(fence: DmaFence | None) -> None:
+    """``dma_fence_put()`` without a yield point; the last put releases the fence."""
+    if fence is None:
+        return
+    r = fence.refcount
+    old = r.refs
+    r.refs = old - 1
+    if old == 1:
+        dma_fence_release(fence)
+    elif old <= 0:
+        _ref_warn(current_kernel(), r, "underflow; use-after-free.", fence)
+
+
+async def dma_fence_get(fence: DmaFence | None) -> DmaFence | None:
+    """``dma_fence_get()``."""
+    await preempt()
+    return dma_fence_get_atomic(fence)
+
+
+async def dma_fence_put(fence: DmaFence | None) -> None:
+    """``dma_fence_put()``."""
+    await preempt()
+    dma_fence_put_atomic(fence)
+
+
+def dma_fence_release(fence: DmaFence) -> None:
+    """``dma_fence_release()``: WARN if callbacks are pending on an unsignalled fence."""
+    k = current_kernel()
+    k.ev("fence_release", fence.label)
+    if fence.cb_list and not fence.flags & _SIGNALED:
+        if not k.stopping:
+            k.fail(
+                Failure(
+                    "warn",
+                    f"Fence {fence.label} released with pending signals! "
+                    f"({len(fence.cb_list)} callback(s), at {format_site(fast_site(2))})",
+                    signature="warn:dma_fence_release-pending-signals",
+                ),
+                fatal=k.config.warn_fatal,
+            )
+        with _fence_lock(fence):
+            fence.error = -EDEADLK  # the callbacks learn it is an error signal
+            dma_fence_signal_locked(fence)
+    fence.ops.release(fence)
+
+
+def dma_fence_free(fence: DmaFence) -> None:
+    """``dma_fence_free()``: ``kfree_rcu`` if the fence came from the allocator."""
+    kfree_if_allocated(fence)
+
+
+# ---------------------------------------------------------------------- signalling
+
+
+def dma_fence_signal_locked(fence: DmaFence) -> int:
+    """``dma_fence_signal_locked()``: -EINVAL if already signalled; runs the callbacks."""
+    k = current_kernel()
+    lock = _fence_lock(fence)
+    lockdep_assert_held(lock)
+    if fence.flags & _SIGNALED:
+        return -EINVAL
+    fence.flags |= _SIGNALED
+    cbs = fence.cb_list
+    fence.cb_list = []
+    fence.timestamp = k.now
+    fence.flags |= _TIMESTAMP
+    k.ev("fence_signal", fence.label, f"error {fence.error}" if fence.error else "")
+    for cb in cbs:
+        cb.fence = None
+        func = cb.func
+        assert func is not None
+        func(fence, cb)
+    return 0
+
+
+def dma_fence_signal_atomic(fence: DmaFence) -> int:
+    """``dma_fence_signal()`` without the yield point (atomic context, callbacks)."""
+    cookie = dma_fence_begin_signalling()
+    with _fence_lock(fence):
+        ret = dma_fence_signal_locked(fence)
+    dma_fence_end_signalling(cookie)
+    return ret
+
+
+async def dma_fence_signal(fence: DmaFence) -> int:
+    """``dma_fence_signal()``: 0, or -EINVAL if it was already signalled."""
+    await preempt()
+    return dma_fence_signal_atomic(fence)
+
+
+def dma_fence_set_error(fence: DmaFence, error: int) -> None:
+    """``dma_fence_set_error()``: WARN if signalled or ``error`` not in [-MAX_ERRNO, 0)."""
+    k = current_kernel()
+    _warn_on(k, bool(fence.flags & _SIGNALED), "dma_fence_set_error() on a signalled fence")
+    _warn_on(k, error >= 0 or error < -MAX_ERRNO, f"dma_fence_set_error({error})")
+    fence.error = error
+
+
+def dma_fence_is_signaled_locked(fence: DmaFence) -> bool:
+    """``dma_fence_is_signaled_locked()`` (``fence->lock`` held)."""
+    if fence.flags & _SIGNALED:
+        return True
+    if fence.ops.signaled(fence):
+        dma_fence_signal_locked(fence)
+        return True
+    return False
+
+
+def dma_fence_is_signaled_atomic(fence: DmaFence) -> bool:
+    """``dma_fence_is_signaled()`` without the yield point."""
+    if fence.flags & _SIGNALED:
+        return True
+    if fence.ops.signaled(fence):
+        dma_fence_signal_atomic(fence)
+        return True
+    return False
+
+
+async def dma_fence_is_signaled(fence: DmaFence) -> bool:
+    """``dma_fence_is_signaled()``: may poll ``ops->signaled`` and signal the fence."""
+    await preempt()
+    return dma_fence_is_signaled_atomic(fence)
+
+
+async def dma_fence_get_status(fence: DmaFence) -> int:
+    """``dma_fence_get_status()``: 0 pending, 1 signalled, <0 signalled with an error."""
+    await preempt()
+    with _fence_lock(fence):
+        if dma_fence_is_signaled_locked(fence):
+            return fence.error or 1
+        return 0
+
+
+def _enable_signaling_locked(fence: DmaFence) -> bool:
+    """``__dma_fence_enable_signaling()``: False if the fence is (now) signalled."""
+    was_set = bool(fence.flags & _ENABLE_SIGNAL)
+    fence.flags |= _ENABLE_SIGNAL
+    if fence.flags & _SIGNALED:
+        return False
+    if not was_set and not fence.ops.enable_signaling(fence):
+        dma_fence_signal_locked(fence)
+        return False
+    return True
+
+
+def dma_fence_enable_sw_signaling_atomic(fence: DmaFence) -> None:
+    """``dma_fence_enable_sw_signaling()`` without the yield point."""
+    with _fence_lock(fence):
+        _enable_signaling_locked(fence)
+
+
+async def dma_fence_enable_sw_signaling(fence: DmaFence) -> None:
+    """``dma_fence_enable_sw_signaling()``."""
+    await preempt()
+    dma_fence_enable_sw_signaling_atomic(fence)
+
+
+# ---------------------------------------------------------------------- callbacks
+
+
+def dma_fence_add_callback_atomic(
+    fence: DmaFence | None, cb: DmaFenceCb, func: DmaFenceFunc | None
+) -> int:
+    """``dma_fence_add_callback()`` without the yield point."""
+    k = current_kernel()
+    if _warn_on(k, fence is None or func is None, "dma_fence_add_callback(NULL)"):
+        return -EINVAL
+    assert fence is not None
+    if fence.flags & _SIGNALED:
+        cb.fence = None
+        return -ENOENT
+    with _fence_lock(fence):
+        if _enable_signaling_locked(fence):
+            cb.func = func
+            cb.fence = fence
+            fence.cb_list.append(cb)
+            ret = 0
+        else:
+            cb.fence = None
+            ret = -ENOENT
+    return ret
+
+
+async def dma_fence_add_callback(
+    fence: DmaFence | None, cb: DmaFenceCb, func: DmaFenceFunc | None
+) -> int:
+    """``dma_fence_add_callback()``: 0 queued; -ENOENT already signalled (not called)."""
+    await preempt()
+    return dma_fence_add_callback_atomic(fence, cb, func)
+
+
+def dma_fence_remove_callback_atomic(fence: DmaFence, cb: DmaFenceCb) -> bool:
+    """``dma_fence_remove_callback()`` without the yield point."""
+    with _fence_lock(fence):
+        if cb.fence is fence and cb in fence.cb_list:
+            fence.cb_list.remove(cb)
+            cb.fence = None
+            return True
+        return False
+
+
+async def dma_fence_remove_callback(fence: DmaFence, cb: DmaFenceCb) -> bool:
+    """``dma_fence_remove_callback()``: True if the callback was still queued."""
+    await preempt()
+    return dma_fence_remove_callback_atomic(fence, cb)
+
+
+# ---------------------------------------------------------------------- waiting
+
+
+class _FenceWait:
+    """Block reason of a thread in ``dma_fence_default_wait()``."""
+
+    __slots__ = ("cb", "fence", "klass", "name", "thread")
+
+    def __init__(self, fence: DmaFence, thread: SimThread) -> None:
+        self.fence = fence
+        self.thread = thread
+        self.name = f"dma_fence {fence.context}:{fence.seqno}"
+        self.klass = "dma_fence"
+        self.cb = DmaFenceCb(self)
+
+    def describe(self) -> str:
+        who, _ = self.fence.ops.signaller(self.fence)
+        return f"dma_fence {self.fence.label} ({self.fence.state()}; to be signalled by {who})"
+
+    def holder(self) -> SimThread | None:
+        return self.fence.ops.signaller(self.fence)[1]
+
+
+def _default_wait_cb(fence: DmaFence, cb: DmaFenceCb) -> None:
+    """``dma_fence_default_wait_cb()``: wake the waiting task."""
+    wait = cb.container
+    assert isinstance(wait, _FenceWait)
+    t = wait.thread
+    if t.blocked_on is wait:
+        current_kernel().make_runnable(t)
+
+
+def _jiffies_left(deadline_ns: int, now: int) -> int:
+    left = deadline_ns - now
+    if left <= 0:
+        return 0
+    return (left + NSEC_PER_JIFFY - 1) // NSEC_PER_JIFFY
+
+
+async def dma_fence_default_wait(fence: DmaFence, intr: bool, timeout: int) -> int:
+    """``dma_fence_default_wait()``: jiffies left (>= 1), or 0 on timeout."""
+    k = current_kernel()
+    cur = k.current
+    assert cur is not None
+    ret = timeout if timeout else 1
+    if fence.flags & _SIGNALED:
+        return ret
+    wait = _FenceWait(fence, cur)
+    with _fence_lock(fence):
+        if not _enable_signaling_locked(fence):
+            return ret
+        if not timeout:
+            return 0
+        wait.cb.func = _default_wait_cb
+        wait.cb.fence = fence
+        fence.cb_list.append(wait.cb)
+    forever = timeout >= MAX_SCHEDULE_TIMEOUT
+    deadline = 0 if forever else k.now + timeout * NSEC_PER_JIFFY
+    while not fence.flags & _SIGNALED and ret > 0:
+        k.ev("fence_wait", fence.label)
+        if forever:
+            await k.block_current(wait)
+        else:
+            await k.block_current(wait, max(1, deadline - k.now))
+            ret = _jiffies_left(deadline, k.now)
+    with _fence_lock(fence):
+        if wait.cb.fence is fence and wait.cb in fence.cb_list:
+            fence.cb_list.remove(wait.cb)
+            wait.cb.fence = None
+    return ret
+
+
+async def dma_fence_wait_timeout(fence: DmaFence, intr: bool, timeout: int) -> int:
+    """``dma_fence_wait_timeout()``: jiffies left (>= 1), 0 on timeout, -EINVAL if t < 0."""
+    await preempt()
+    k = current_kernel()
+    if _warn_on(k, timeout < 0, "dma_fence_wait_timeout() with a negative timeout"):
+        return -EINVAL
+    might_sleep()
+    dma_fence_might_wait()
+    dma_fence_enable_sw_signaling_atomic(fence)
+    return await dma_fence_default_wait(fence, intr, timeout)
+
+
+async def dma_fence_wait(fence: DmaFence, intr: bool) -> int:
+    """``dma_fence_wait()``: 0 once signalled (or -ERESTARTSYS, never in the model)."""
+    ret = await dma_fence_wait_timeout(fence, intr, MAX_SCHEDULE_TIMEOUT)
+    return ret if ret < 0 else 0
+
+
+# ---------------------------------------------------------------------- the stub
+
+
+class _StubOps(DmaFenceOps):
+    driver_name = "stub"
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        return "stub"
+
+    def release(self, fence: DmaFence) -> None:
+        return None
+
+
+_STUB_OPS: Final = _StubOps()
+
+
+def dma_fence_get_stub_atomic() -> DmaFence:
+    """``dma_fence_get_stub()`` without the yield point."""
+    k = current_kernel()
+    stub: DmaFence | None = k.objects.get(_STUB_KEY)
+    if stub is None:
+        stub = DmaFence(_STUB_OPS, SyncSpinLock("dma_fence_stub_lock"), 0, 0)
+        stub.flags |= _SIGNALED | _TIMESTAMP
+        k.objects[_STUB_KEY] = stub
+    got = dma_fence_get_atomic(stub)
+    assert got is not None
+    return got
+
+
+async def dma_fence_get_stub() -> DmaFence:
+    """``dma_fence_get_stub()``: a reference to the global, already-signalled fence."""
+    await preempt()
+    return dma_fence_get_stub_atomic()
+
+
+def dma_fence_describe(fence: DmaFence) -> str:
+    """``dma_fence_describe()``: one line with the state and the expected signaller."""
+    who, thread = fence.ops.signaller(fence)
+    on = f" ({thread.label})" if thread is not None else ""
+    return f"{fence.label} seq {fence.seqno} {fence.state()}; signaller: {who}{on}"

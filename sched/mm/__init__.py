@@ -1,0 +1,1 @@
+"""mm: kmalloc/kmem_cache with GFP flags, fault injection, poisoning and the leak ledger."""

@@ -29,6 +29,7 @@ import trio
 
 from panthor_testbed.sched import Kernel, make_strategy
 from panthor_testbed.sched.core.session import open_session
+from panthor_testbed.sched.core.strategy import StepsEstimate
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .replayfile import replay_name
@@ -44,7 +45,7 @@ class CampaignOptions:
     runs: int | None = None  # per scenario (DEFAULT_RUNS without a time budget)
     time_budget: float | None = None  # seconds, for the whole campaign
     seed: int = 1
-    strategy: str = "pct"
+    strategy: str = "portfolio"
     depth: int = 3
     jobs: int = 1
     out: str = "failures"
@@ -145,9 +146,9 @@ def _record(
     seed: int,
     reported_before: list[list[str]],
 ) -> Found:
-    strategy: dict[str, Any] = {"name": opts.strategy, "seed": seed}
-    if opts.strategy == "pct":
-        strategy["depth"] = opts.depth
+    strategy = k.strategy.describe()
+    if opts.strategy != strategy["name"]:
+        strategy["portfolio"] = opts.strategy
     rf = replay_file_of(k, plan.spec, strategy=strategy, seed=seed, reported_before=reported_before)
     path = os.path.join(opts.out, replay_name(plan.name, seed))
     rf.save(path)
@@ -170,7 +171,7 @@ async def run_scenario(
     result = ScenarioResult(plan.name)
     t0 = time.monotonic()
     seen: set[str] = set()
-    steps_estimate = 100
+    steps = StepsEstimate()
     pending_lockdep: Found | None = None
     pending_cycle: list[str] = []
     witness_left = 0
@@ -187,11 +188,11 @@ async def run_scenario(
             continue
         seed = derive_seed(opts.seed, plan.name, index)
         strategy = make_strategy(
-            opts.strategy, seed, depth=opts.depth, steps_estimate=steps_estimate
+            opts.strategy, seed, depth=opts.depth, steps_estimate=steps.value, run_index=index
         )
         reported_before = graph.reported_pairs()
         k = await execute(plan.spec, strategy, graph, run_id=run_id_base + index)
-        steps_estimate = max(steps_estimate, k.steps)
+        steps.add(k.steps)
         result.runs += 1
         result.steps += k.steps
         on_progress(result.runs, result.steps)

@@ -18,6 +18,7 @@ import trio
 
 from panthor_testbed import __version__
 from panthor_testbed.sched import ReplayDivergence
+from panthor_testbed.sched.core.strategy import STRATEGIES
 
 from .catalogue import CATALOGUE, UnknownBug, get_bug
 from .replayfile import ReplayFile, ReplayFileError, replay_name
@@ -109,8 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock seconds for the whole campaign",
     )
     s.add_argument("--seed", type=_nonneg_int, default=1)
-    s.add_argument("--strategy", choices=("random", "pct"), default="pct")
-    s.add_argument("--depth", type=_positive_int, default=3, help="PCT bug depth (default 3)")
+    s.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="portfolio",
+        help="portfolio (default: random walk and PCT at depths 1-3, alternating), random, pct",
+    )
+    s.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=3,
+        help="PCT bug depth with --strategy pct (default 3)",
+    )
     _add_common_run_args(s)
     s.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
     s.add_argument("--out", default="failures", help="directory for replay files")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from panthor_testbed.sched import Kernel, Replay, Strategy
+from panthor_testbed.sched import IRQ_TID, Kernel, Replay, Strategy
 from panthor_testbed.sched.core.explore import DFSStrategy, next_prefix
 from panthor_testbed.sched.core.thread import SimThread
 
@@ -29,7 +29,7 @@ Key = tuple[int, int]  # (tid running at the choice, its choice count so far)
 class Decision:
     key: Key
     step: int
-    kind: str  # "thread" or "data"
+    kind: str  # "thread", "irq" (the earliest timer fired) or "data"
     current: int | None  # tid of the running thread if it could go on, else None
     last: int  # tid of the thread that was running (or just blocked/exited)
     options: tuple[int, ...]  # runnable tids (thread) or range size (data: (n,))
@@ -48,6 +48,9 @@ class Decision:
 
     @property
     def preemption(self) -> bool:
+        """An early interrupt counts as a preemption, as in the exhaustive search."""
+        if self.kind == "irq":
+            return True
         return self.kind == "thread" and self.current is not None and self.deviates
 
 
@@ -89,15 +92,18 @@ class DecisionRecorder(Strategy):
                     if t.tid == want:
                         chosen = t
                         break
+        irq = chosen.tid == IRQ_TID
+        tm = k.next_timer() if irq else None
         self.log.append(
             Decision(
                 key,
                 k.steps,
-                "thread",
+                "irq" if irq else "thread",
                 cur.tid if cur is not None else None,
                 last,
                 tuple(t.tid for t in runnable),
                 chosen.tid,
+                tm.name if tm is not None else "",
             )
         )
         return chosen
@@ -148,6 +154,8 @@ def describe(log: list[Decision], k: Kernel) -> str:
     for d in devs:
         if d.kind == "data":
             parts.append(f"at step {d.step}: {d.what or f'data choice {d.chosen}'}")
+        elif d.kind == "irq":
+            parts.append(f"at step {d.step} an interrupt lands: timer {d.what or '?'} fires")
         elif d.preemption:
             parts.append(
                 f"at step {d.step} switch to {label(d.chosen)} (preempting {label(d.last)})"

@@ -7,9 +7,16 @@ and it hands over directly to the thread the strategy picked
 (``reschedule`` + ``wait_task_rescheduled``), so a run is fully described by
 its choice list.
 
-Choice list encoding: a thread choice records the chosen tid (>= 0); a data
-choice (e.g. "does this allocation fail?") records ``-1 - value``. Choices
-are only recorded where there was more than one option.
+Interrupts and timers land anywhere: at every decision where a timer is
+pending, firing the earliest one (the clock jumps to its deadline and its
+callback runs in timer context) is an option beside the runnable threads.
+The strategy sees it as the pseudo-thread :attr:`Kernel.irq_option`, last in
+its option list. With nothing runnable the clock jumps to the next timer.
+
+Choice list encoding: a thread choice records the chosen tid (>= 0); firing
+the earliest timer records :data:`IRQ_TID`; a data choice (e.g. "does this
+allocation fail?") records ``-1 - value``. Choices are only recorded where
+there was more than one option.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from .failure import (
 )
 from .session import Session, current_session, open_session
 from .strategy import Canonical, Strategy
-from .thread import BlockReason, SimThread, ThreadState
+from .thread import IRQ_TID, BlockReason, SimThread, ThreadState
 from .trace import TIMER_TID, Trace
 
 if TYPE_CHECKING:
@@ -141,14 +148,19 @@ def current() -> SimThread:
 
 
 async def preempt() -> None:
-    """A yield point: the strategy may switch to another runnable thread here."""
+    """A yield point: the strategy may switch threads, or an interrupt may land, here."""
     k = _K
     if k is None:
         raise ExecutorError("preempt() outside a simulated kernel run")
     k.steps += 1
     if k.steps > k.max_steps:
         k.step_limit_hit()
-    if len(k.runnable) > 1 and not k.stopping:
+    if k.stopping:
+        return
+    if k._timers:
+        await k.decide()
+    elif len(k.runnable) > 1:
+        # The common case inlined (no timer pending): a thread choice.
         cur = k.current
         assert cur is not None
         nxt = k.strategy.pick(k, cur, k.runnable)
@@ -213,6 +225,8 @@ class Kernel:
         # Timer callbacks run as softirqs: atomic context (might_sleep reports).
         self.timer_thread = SimThread(TIMER_TID, "timer", None, (), True)
         self.timer_thread.preempt_count = 1
+        # The option "fire the earliest pending timer" in a strategy's option list.
+        self.irq_option = SimThread(IRQ_TID, "interrupt", None, (), True)
         self._main_task: trio.lowlevel.Task | None = None
         self._main_parked = False
         self._session: Session | None = None
@@ -330,6 +344,33 @@ class Kernel:
         cur.parked = True
         await wait_task_rescheduled(_abort_parked)
 
+    async def decide(self) -> None:
+        """A decision at a yield point of the running thread (see :func:`preempt`)."""
+        cur = self.current
+        assert cur is not None
+        while True:
+            tm = self.next_timer()
+            runnable = self.runnable
+            if tm is None:
+                if len(runnable) < 2:
+                    return
+                opts = runnable
+            else:
+                opts = [*runnable, self.irq_option]
+            nxt = self.strategy.pick(self, cur, opts)
+            if self.stopping:  # the strategy gave up (a replay that does not fit)
+                raise RunStopped()
+            self.choices.append(nxt.tid)
+            if nxt is self.irq_option:
+                assert tm is not None
+                self._fire(tm)
+                if self.stopping:
+                    raise RunStopped()
+                continue
+            if nxt is not cur:
+                await self.switch(cur, nxt)
+            return
+
     def _next_after_block(self) -> SimThread | None:
         """Pick who runs now that the current thread cannot (blocked or exited).
 
@@ -339,23 +380,39 @@ class Kernel:
         while True:
             runnable = self.runnable
             if runnable:
-                if len(runnable) == 1 or self.stopping:
+                if self.stopping:
                     return runnable[0]
-                nxt = self.strategy.pick(self, None, runnable)
+                tm = self.next_timer()
+                if tm is None:
+                    if len(runnable) == 1:
+                        return runnable[0]
+                    opts = runnable
+                else:
+                    opts = [*runnable, self.irq_option]
+                nxt = self.strategy.pick(self, None, opts)
                 if self.stopping:
                     self._wake_main()
                     return None
                 self.choices.append(nxt.tid)
+                if nxt is self.irq_option:
+                    assert tm is not None
+                    self._fire(tm)
+                    if self.stopping:
+                        self._wake_main()
+                        return None
+                    continue
                 return nxt
             if self.live_nondaemon == 0:
                 self.finished = True
                 self._wake_main()
                 return None
-            if not self._fire_next_timers():
+            tm = self._timer_at_quiescence()
+            if tm is None:
                 if not self.stopping:
                     self._report_deadlock()
                 self._wake_main()
                 return None
+            self._fire(tm)
 
     # ------------------------------------------------------------------ time
 
@@ -367,33 +424,51 @@ class Kernel:
         heapq.heappush(self._timers, (tm.deadline, self._timer_seq, tm))
         return tm
 
-    def _fire_next_timers(self) -> bool:
-        """Jump the clock to the next timer and run every timer due then."""
+    def next_timer(self) -> Timer | None:
+        """The earliest pending timer that may fire (within the virtual-time limit)."""
+        timers = self._timers
+        while timers:
+            tm = timers[0][2]
+            if not tm.active:
+                heapq.heappop(timers)
+                continue
+            if tm.deadline > self.config.time_limit_ns:
+                return None
+            return tm
+        return None
+
+    def _timer_at_quiescence(self) -> Timer | None:
+        """Nothing can run: the next timer, or None (a deadlock, or past the time limit)."""
         timers = self._timers
         while timers and not timers[0][2].active:
             heapq.heappop(timers)
         if not timers:
-            return False
-        deadline = timers[0][0]
-        if deadline > self.config.time_limit_ns:
+            return None
+        tm = timers[0][2]
+        if tm.deadline > self.config.time_limit_ns:
             if not self.stopping:
                 self._livelock(
                     f"virtual time limit of {self.config.time_limit_ns / NSEC_PER_SEC:g}s "
                     f"reached with threads still waiting for timers"
                 )
-            return False
-        self.now = deadline
+            return None
+        return tm
+
+    def _fire(self, tm: Timer) -> None:
+        """Fire ``tm`` (the earliest pending timer): the clock jumps to its deadline."""
+        heapq.heappop(self._timers)
+        if tm.deadline > self.now:
+            self.now = tm.deadline
+        tm.active = False
+        self.steps += 1
         saved = self.current
         self.current = self.timer_thread
         try:
-            while timers and timers[0][0] == deadline:
-                _, _, tm = heapq.heappop(timers)
-                if tm.active:
-                    tm.active = False
-                    tm.fn()
+            tm.fn()
         finally:
             self.current = saved
-        return True
+        if self.steps > self.max_steps and not self.stopping:
+            self._livelock(f"no end after {self.max_steps} steps")
 
     # ------------------------------------------------------------------ choices
 
@@ -733,6 +808,7 @@ def describe_foreign_await(task: trio.lowlevel.Task) -> str:
 
 # Re-exported for the primitives' convenience.
 __all__ = [
+    "IRQ_TID",
     "NSEC_PER_MSEC",
     "NSEC_PER_SEC",
     "NSEC_PER_USEC",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     import trio
@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from .kernel import Timer
     from .session import Worker
     from .waitqueue import WaitQueue
+
+
+# The choice that fires the earliest pending timer (an interrupt, a hardware
+# completion, a timeout), and the tid of the pseudo-thread standing for it.
+IRQ_TID: Final = 1 << 20
 
 
 class ThreadState(IntEnum):

@@ -28,7 +28,6 @@ from typing import Any
 import trio
 
 from panthor_testbed.sched import Kernel, make_strategy
-from panthor_testbed.sched.core.session import open_session
 from panthor_testbed.sched.core.strategy import StepsEstimate
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
@@ -250,40 +249,37 @@ async def run_campaign(
     """Single-process campaign; fills ``result`` as it goes (so Ctrl-C keeps it)."""
     start = time.monotonic()
     graph = Lockdep()
-    async with open_session():
-        for si, plan in enumerate(_plans(specs, opts, start)):
-            progress.start(plan.name, plan.total, _budget_left(plan, start))
-            t_scenario = time.monotonic()
-            current = ScenarioResult(plan.name)
-            result.scenarios.append(current)
+    for si, plan in enumerate(_plans(specs, opts, start)):
+        progress.start(plan.name, plan.total, _budget_left(plan, start))
+        t_scenario = time.monotonic()
+        current = ScenarioResult(plan.name)
+        result.scenarios.append(current)
 
-            def on_progress(
-                runs: int,
-                steps: int,
-                name: str = plan.name,
-                cur: ScenarioResult = current,
-                t0: float = t_scenario,
-            ) -> None:
-                cur.runs, cur.steps = runs, steps
-                cur.elapsed_s = time.monotonic() - t0
-                progress.update(name, runs, steps, len(cur.failures))
+        def on_progress(
+            runs: int,
+            steps: int,
+            name: str = plan.name,
+            cur: ScenarioResult = current,
+            t0: float = t_scenario,
+        ) -> None:
+            cur.runs, cur.steps = runs, steps
+            cur.elapsed_s = time.monotonic() - t0
+            progress.update(name, runs, steps, len(cur.failures))
 
-            def on_found(
-                found: Found, name: str = plan.name, cur: ScenarioResult = current
-            ) -> None:
-                cur.failures.append(found)
-                progress.found(name, found)
+        def on_found(found: Found, name: str = plan.name, cur: ScenarioResult = current) -> None:
+            cur.failures.append(found)
+            progress.found(name, found)
 
-            done = await run_scenario(
-                plan,
-                opts,
-                graph,
-                run_id_base=si * RUN_IDS_PER_SCENARIO,
-                on_progress=on_progress,
-                on_found=on_found,
-            )
-            current.runs, current.steps, current.elapsed_s = done.runs, done.steps, done.elapsed_s
-            progress.finish(current)
+        done = await run_scenario(
+            plan,
+            opts,
+            graph,
+            run_id_base=si * RUN_IDS_PER_SCENARIO,
+            on_progress=on_progress,
+            on_found=on_found,
+        )
+        current.runs, current.steps, current.elapsed_s = done.runs, done.steps, done.elapsed_s
+        progress.finish(current)
     result.elapsed_s = time.monotonic() - start
 
 
@@ -328,37 +324,36 @@ def _worker(
 
     async def main() -> None:
         graph = Lockdep()
-        async with open_session():
-            for si, plan in enumerate(plans):
-                if stop_flags[si]:
-                    continue
+        for si, plan in enumerate(plans):
+            if stop_flags[si]:
+                continue
 
-                def on_progress(runs: int, steps: int, si: int = si) -> None:
-                    messages.put(("progress", worker, si, runs, steps))
+            def on_progress(runs: int, steps: int, si: int = si) -> None:
+                messages.put(("progress", worker, si, runs, steps))
 
-                def on_found(found: Found, si: int = si) -> None:
-                    messages.put(("found", worker, si, found))
-                    if not opts.keep_going and found.failure["kind"] not in ("lockdep", "leak"):
-                        stop_flags[si] = 1
+            def on_found(found: Found, si: int = si) -> None:
+                messages.put(("found", worker, si, found))
+                if not opts.keep_going and found.failure["kind"] not in ("lockdep", "leak"):
+                    stop_flags[si] = 1
 
-                def on_witness(found: Found, si: int = si) -> None:
-                    messages.put(("witness", worker, si, found))
+            def on_witness(found: Found, si: int = si) -> None:
+                messages.put(("witness", worker, si, found))
 
-                def stopped(si: int = si) -> bool:
-                    return bool(stop_flags[si])
+            def stopped(si: int = si) -> bool:
+                return bool(stop_flags[si])
 
-                done = await run_scenario(
-                    plan,
-                    opts,
-                    graph,
-                    run_id_base=si * RUN_IDS_PER_SCENARIO,
-                    indices=lambda i: i % jobs == worker,
-                    stop_flag=stopped,
-                    on_progress=on_progress,
-                    on_found=on_found,
-                    on_witness=on_witness,
-                )
-                messages.put(("done", worker, si, done.runs, done.steps, done.elapsed_s))
+            done = await run_scenario(
+                plan,
+                opts,
+                graph,
+                run_id_base=si * RUN_IDS_PER_SCENARIO,
+                indices=lambda i: i % jobs == worker,
+                stop_flag=stopped,
+                on_progress=on_progress,
+                on_found=on_found,
+                on_witness=on_witness,
+            )
+            messages.put(("done", worker, si, done.runs, done.steps, done.elapsed_s))
 
     try:
         trio.run(main)

@@ -30,7 +30,6 @@ from panthor_testbed.sched import (
 from panthor_testbed.sched.core.explore import explore_deepening
 from panthor_testbed.sched.core.failure import InvariantViolation
 from panthor_testbed.sched.core.harness import explore_all
-from panthor_testbed.sched.core.session import open_session
 from panthor_testbed.sched.core.strategy import StepsEstimate, make_strategy, portfolio_member
 
 
@@ -121,8 +120,7 @@ def test_iterative_deepening_reports_the_smallest_failing_bound() -> None:
             await k.run(bounded_buffer)
             return k
 
-        async with open_session():
-            r = await explore_deepening(run_one, max_schedules=20_000)
+        r = await explore_deepening(run_one, max_schedules=20_000)
         return r.failing_bound, [b for b, _ in r.bounds]
 
     failing, bounds = trio.run(main)
@@ -148,8 +146,7 @@ def test_iterative_deepening_stops_when_a_bound_adds_no_schedule() -> None:
             await k.run(tiny)
             return k
 
-        async with open_session():
-            r = await explore_deepening(run_one)
+        r = await explore_deepening(run_one)
         return r.failing_bound, r.proven_bound, len(r.bounds)
 
     failing, proven, n = trio.run(main)

@@ -22,11 +22,20 @@ from panthor_testbed.sched import (
     dma_fence_remove_callback,
     dma_fence_set_error,
     dma_fence_signal,
+    dma_fence_signal_atomic,
     dma_fence_test_signaled_flag,
+    dma_fence_wait,
+    dma_fence_wait_timeout,
     is_freed,
     kmalloc,
+    softirq,
 )
+from panthor_testbed.sched.core.clock import NSEC_PER_JIFFY
 from panthor_testbed.sched.core.harness import arun
+from panthor_testbed.sched.dma_buf.dma_fence import (
+    DMA_FENCE_FLAG_SIGNALED_BIT,
+    DMA_FENCE_FLAG_TIMESTAMP_BIT,
+)
 from panthor_testbed.sched.errno import EDEADLK, EINVAL, EIO, ENOENT
 
 
@@ -175,3 +184,113 @@ async def test_is_later_is_strict_and_wraps_at_32_bits() -> None:
     k = await arun(body)
     assert not k.failures, [fl.message for fl in k.failures]
     assert got == [True, False, False, True, False, True]
+
+
+async def test_signal_sets_the_timestamp_flag_and_time() -> None:
+    """``dma_fence_signal_timestamp_locked()``: DMA_FENCE_FLAG_TIMESTAMP_BIT and
+    ``fence->timestamp`` (the signalling time) are set with the signalled bit."""
+    got: dict[str, int] = {}
+
+    async def body(k: Kernel) -> None:
+        f = await new_fence()
+        await k.sleep_ns(1234)
+        got["before"] = f.flags
+        await dma_fence_signal(f)
+        got["flags"] = f.flags
+        got["timestamp"] = f.timestamp
+        got["now"] = k.now
+        await dma_fence_put(f)
+
+    k = await arun(body)
+    assert not k.failures, [fl.message for fl in k.failures]
+    signalled = 1 << DMA_FENCE_FLAG_SIGNALED_BIT
+    stamp = 1 << DMA_FENCE_FLAG_TIMESTAMP_BIT
+    assert got["before"] & (signalled | stamp) == 0
+    assert got["flags"] & (signalled | stamp) == signalled | stamp
+    assert got["timestamp"] == got["now"] == 1234
+
+
+async def test_init_resets_a_reused_fence() -> None:
+    """``dma_fence_init()``: error 0, no flags, refcount 1, whatever the memory held."""
+    got: dict[str, int] = {}
+
+    async def body(k: Kernel) -> None:
+        f = DmaFence()
+        f.error, f.flags = -EIO, 0xF  # a fence struct reused without clearing
+        dma_fence_init(f, OPS, None, 7, 3)
+        got.update(error=f.error, flags=f.flags, refs=f.refcount.refs, context=f.context)
+        await dma_fence_signal(f)
+
+    k = await arun(body)
+    assert not k.failures, [fl.message for fl in k.failures]
+    assert got == {"error": 0, "flags": 0, "refs": 1, "context": 7}
+
+
+class CountingOps(DmaFenceOps):
+    """``enable_signaling`` counts its calls; False asks for an immediate signal."""
+
+    driver_name = "counting"
+
+    def __init__(self, result: bool) -> None:
+        self.calls = 0
+        self.result = result
+
+    def enable_signaling(self, fence: DmaFence) -> bool:
+        self.calls += 1
+        return self.result
+
+
+async def test_enable_signaling_is_called_once() -> None:
+    """``__dma_fence_enable_signaling()``: DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT makes the
+    ``enable_signaling`` op run once, however many callbacks and waits follow."""
+    ops = CountingOps(True)
+    cbs = [RecordingCb(), RecordingCb()]
+
+    async def body(k: Kernel) -> None:
+        f = DmaFence(ops, None, dma_fence_context_alloc(1), 1)
+        for cb in cbs:
+            await dma_fence_add_callback(f, cb, record)
+        assert await dma_fence_wait_timeout(f, False, 1) == 0
+        await dma_fence_signal(f)
+
+    k = await arun(body)
+    assert not k.failures, [fl.message for fl in k.failures]
+    assert ops.calls == 1
+    assert [cb.calls for cb in cbs] == [[(0, True)], [(0, True)]]
+
+
+async def test_add_callback_when_enable_signaling_refuses_signals_now() -> None:
+    """``dma_fence_add_callback()``: ``enable_signaling`` returning false signals the
+    fence at once; the callback is not queued (-ENOENT) and never runs."""
+    ops = CountingOps(False)
+    cb = RecordingCb()
+    got: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        f = DmaFence(ops, None, dma_fence_context_alloc(1), 1)
+        got["ret"] = await dma_fence_add_callback(f, cb, record)
+        got["signalled"] = dma_fence_test_signaled_flag(f)
+
+    k = await arun(body)
+    assert not k.failures, [fl.message for fl in k.failures]
+    assert got == {"ret": -ENOENT, "signalled": True}
+    assert cb.calls == []
+
+
+async def test_wait_returns_zero_and_timeout_wait_counts_a_started_jiffy() -> None:
+    """``dma_fence_wait()`` is 0 once signalled; ``dma_fence_wait_timeout()`` returns the
+    jiffies left rounded up, so a signal 1 ns before the deadline still returns 1."""
+    got: dict[str, int] = {}
+
+    async def body(k: Kernel) -> None:
+        ctx = dma_fence_context_alloc(1)
+        f = DmaFence(OPS, None, ctx, 1)
+        k.add_timer(NSEC_PER_JIFFY, softirq(lambda: dma_fence_signal_atomic(f)), "sig")
+        got["wait"] = await dma_fence_wait(f, False)
+        g = DmaFence(OPS, None, ctx, 2)
+        k.add_timer(5 * NSEC_PER_JIFFY - 1, softirq(lambda: dma_fence_signal_atomic(g)), "sig")
+        got["timeout"] = await dma_fence_wait_timeout(g, False, 5)
+
+    k = await arun(body)
+    assert not k.failures, [fl.message for fl in k.failures]
+    assert got == {"wait": 0, "timeout": 1}

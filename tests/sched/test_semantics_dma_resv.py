@@ -184,3 +184,65 @@ async def test_replaced_fence_is_no_longer_waited_for() -> None:
     k = await arun(body)
     assert not k.failures, [f.message for f in k.failures]
     assert seen == [True]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "expect"),
+    [
+        pytest.param(1, None, [5], id="1 -> max(4, 1) slots, 5 with the ksize slack"),
+        pytest.param(5, None, [9], id="5 -> roundup_pow_of_two = 8, 9 with slack"),
+        pytest.param(9, None, [21], id="9 -> 16, 21 with slack (192-byte object)"),
+        pytest.param(5, 9, [9, 9], id="room left: no reallocation"),
+        pytest.param(5, 10, [9, 21], id="grow to max(num + n, 2 * max) = 18, 21 with slack"),
+    ],
+)
+async def test_reserve_fences_sizes(first: int, then: int | None, expect: list[int]) -> None:
+    """``dma_resv_reserve_fences()``: a new list has ``max(4, roundup_pow_of_two(n))``
+    slots, a full one grows to ``max(num_fences + n, 2 * max_fences)``, and ``ksize()``
+    slack becomes usable slots (``dma_resv_list_alloc()``)."""
+    got: list[int] = []
+
+    async def body(k: Kernel) -> None:
+        resv = DmaResv("resv")
+        ctx = dma_fence_context_alloc(16)
+        await dma_resv_lock(resv, None)
+        assert await dma_resv_reserve_fences(resv, first) == 0
+        assert resv.fences is not None
+        got.append(resv.fences.max_fences)
+        fences = []
+        if then is not None:
+            for i in range(9):
+                f = await new_fence(ctx + i, 1, f"f{i}")
+                fences.append(f)
+                await dma_resv_add_fence(resv, f, DMA_RESV_USAGE_READ)
+            assert await dma_resv_reserve_fences(resv, then - 9) == 0
+            got.append(resv.fences.max_fences)
+        for f in fences:
+            await dma_fence_signal(f)
+        await dma_resv_unlock(resv)
+        dma_resv_fini(resv)
+        for f in fences:
+            await dma_fence_put(f)
+
+    k = await arun(body)
+    assert not k.failures, [f.message for f in k.failures]
+    assert got == expect
+
+
+async def test_unlock_without_holding_is_first_a_resv_assert() -> None:
+    """``dma_resv_unlock()`` starts with ``dma_resv_reset_max_fences()``, whose
+    ``dma_resv_assert_held()`` is the first report for an unlock by a non-holder."""
+
+    async def body(k: Kernel) -> None:
+        resv = DmaResv("resv")
+        await dma_resv_lock(resv, None)
+
+        async def other() -> None:
+            await dma_resv_unlock(resv)
+
+        t = k.spawn(other, name="other")
+        await t.join()
+
+    k = await arun(body)
+    assert k.primary_failure is not None
+    assert k.primary_failure.signature.startswith("warn:dma_resv_assert_held")

@@ -18,6 +18,7 @@ from panthor_testbed.sched import (
     drm_exec_is_contended,
     drm_exec_lock_obj,
     drm_exec_locked_objects,
+    drm_exec_prepare_array,
     drm_gem_object_put,
     is_freed,
     kzalloc,
@@ -114,3 +115,30 @@ async def test_backoff_relocks_the_contended_object_first_and_keeps_one_referenc
         "refs": [2, 2, 2],
         "refs-after": [1, 1, 1],
     }
+
+
+async def test_prepare_array_returns_the_first_error() -> None:
+    """``drm_exec_prepare_array()`` stops at the first object that fails and returns its
+    error: here the -EDEADLK of the third lock (the SLOWPATH injection of ctx#1); the
+    retry then locks the array with the contended object first."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        objs = [await gem(n) for n in ("A", "B", "C", "D")]
+        exec = DrmExec()
+        await drm_exec_init(exec, DRM_EXEC_INTERRUPTIBLE_WAIT, 0)
+        rets: list[int] = []
+        while await drm_exec_cleanup(exec):
+            ret = await drm_exec_prepare_array(exec, objs, 1)
+            rets.append(ret)
+            if drm_exec_is_contended(exec):
+                continue
+        seen["rets"] = rets
+        seen["order"] = [o.name for o in drm_exec_locked_objects(exec)]
+        await drm_exec_fini(exec)
+        for o in objs:
+            await drm_gem_object_put(o)
+
+    k = await arun(body)
+    assert not k.failures, [f.message for f in k.failures]
+    assert seen == {"rets": [-EDEADLK, 0], "order": ["C", "A", "B", "D"]}

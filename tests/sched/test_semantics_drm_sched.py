@@ -22,6 +22,7 @@ from panthor_testbed.sched import (
     DrmSchedJob,
     ErrPtr,
     Kernel,
+    KernelConfig,
     dma_fence_context_alloc,
     dma_fence_get,
     dma_fence_init,
@@ -46,6 +47,7 @@ from panthor_testbed.sched import (
     kzalloc,
 )
 from panthor_testbed.sched.core.harness import arun
+from panthor_testbed.sched.drm.drm_sched import drm_sched_fault
 from panthor_testbed.sched.drm.drm_sched_types import (
     DRM_GPU_SCHED_STAT_NOMINAL,
     DRM_SCHED_FENCE_DONT_PIPELINE,
@@ -558,3 +560,59 @@ async def test_killed_job_waits_for_its_dependencies_and_the_previous_job() -> N
         "ran": [],
         "freed": [1, 2],
     }
+
+
+async def test_fault_runs_the_timeout_handler_now() -> None:
+    """``drm_sched_fault()``: ``mod_delayed_work(timeout_wq, &work_tdr, 0)``, the TDR
+    runs at once instead of after ``sched->timeout``."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        sched, ops = await new_sched(k, timeout=10_000)
+        e = await new_entity(sched, "e")
+        j = await push(e, 1)
+
+        async def on_timeout(bad: HwJob) -> int:
+            seen["at"] = k.now
+            await complete_hw(bad, -ETIME)
+            await drm_sched_stop(sched, bad)
+            await drm_sched_start(sched, 0)
+            return DRM_GPU_SCHED_STAT_NOMINAL
+
+        ops.on_timeout = on_timeout
+        await k.sleep_ns(MS)
+        drm_sched_fault(sched)
+        for _ in range(100):
+            if ops.freed:
+                break
+            await k.sleep_ns(MS)
+        del j
+        await teardown(k, sched, e)
+
+    await run_case(body)
+    assert isinstance(seen["at"], int) and seen["at"] < 10 * MS
+
+
+async def test_job_over_the_credit_limit_warns_and_is_truncated() -> None:
+    """``drm_sched_can_queue()``: a job with more credits than ``credit_limit`` WARNs
+    ("Jobs may not exceed the credit limit, truncate.") and runs with the limit."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        sched, ops = await new_sched(k)
+        e = await new_entity(sched, "e")
+        job = await kzalloc(lambda: HwJob(1), GFP_KERNEL)
+        assert job is not None
+        assert await drm_sched_job_init(job, e, 9, None) == 0
+        await drm_sched_job_arm(job)
+        await drm_sched_entity_push_job(job)
+        await k.sleep_ns(MS)
+        seen["credits"] = job.credits
+        seen["ran"] = list(ops.ran)
+        await complete_hw(job)
+        await teardown(k, sched, e)
+
+    k = await arun(body, config=KernelConfig(warn_fatal=False))
+    assert [f.kind for f in k.failures] == ["warn"]
+    assert "credit limit" in k.failures[0].message
+    assert seen == {"credits": 8, "ran": [1]}

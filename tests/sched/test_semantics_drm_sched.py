@@ -616,3 +616,36 @@ async def test_job_over_the_credit_limit_warns_and_is_truncated() -> None:
     assert [f.kind for f in k.failures] == ["warn"]
     assert "credit limit" in k.failures[0].message
     assert seen == {"credits": 8, "ran": [1]}
+
+
+async def test_freeing_a_job_rearms_the_timeout_for_the_next() -> None:
+    """``drm_sched_get_finished_job()``: freeing the oldest job cancels the TDR and
+    starts it again for the next pending job, which then times out a full timeout later."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        sched, ops = await new_sched(k, timeout=10)  # jiffies: 10 ms
+        e = await new_entity(sched, "e")
+        j1 = await push(e, 1)
+        j2 = await push(e, 2)
+
+        async def on_timeout(bad: HwJob) -> int:
+            seen["timedout"] = (bad.tag, k.now // MS)
+            await complete_hw(bad, -ETIME)
+            await drm_sched_stop(sched, bad)
+            await drm_sched_start(sched, 0)
+            return DRM_GPU_SCHED_STAT_NOMINAL
+
+        ops.on_timeout = on_timeout
+        await k.sleep_ns(6 * MS)
+        await complete_hw(j1)
+        for _ in range(40):
+            if "timedout" in seen:
+                break
+            await k.sleep_ns(MS)
+        del j2
+        await teardown(k, sched, e)
+
+    await run_case(body)
+    tag, at = seen["timedout"]  # type: ignore[misc]
+    assert tag == 2 and 15 <= at <= 17

@@ -10,6 +10,7 @@ from panthor_testbed.sched import (
     Kernel,
     complete,
     complete_all,
+    try_wait_for_completion,
     wait_for_completion,
     wait_for_completion_timeout,
 )
@@ -60,3 +61,20 @@ async def test_wait_timeout_returns_the_time_left() -> None:
     k = await arun(body)
     assert not k.failures, [f.message for f in k.failures]
     assert got == [700, 1, 0]
+
+
+async def test_try_wait_is_false_then_true_and_consumes() -> None:
+    """``try_wait_for_completion()``: False (not None) without a ``done``, True with one,
+    which it consumes."""
+    got: list[object] = []
+
+    async def body(k: Kernel) -> None:
+        c = Completion("c")
+        got.append(await try_wait_for_completion(c))
+        await complete(c)
+        got.append(await try_wait_for_completion(c))
+        got.append(await try_wait_for_completion(c))
+
+    k = await arun(body)
+    assert not k.failures, [f.message for f in k.failures]
+    assert got == [False, True, False] and [type(x) for x in got] == [bool, bool, bool]

@@ -566,7 +566,7 @@ def run_mutants(
         env["PYTHONPYCACHEPREFIX"] = pyc
         env.pop("PYTEST_ADDOPTS", None)
         try:
-            status, detail, base = run_tests(tests, timeout or 600.0, env, cwd)
+            status, detail, base = run_tests(tests, 600.0, env, cwd)
             if status != "survived":
                 raise SystemExit(f"mutate: the tests fail without any mutant ({detail})")
             limit = timeout if timeout is not None else max(10.0, 5 * base + 5)

@@ -138,7 +138,7 @@ def test_run_kills_times_out_and_restores_the_module(
     ms = mutate.enumerate_mutants(SMALL, {})
     by_desc = {m.description: m.id for m in ms}
     ids = [by_desc["-= -> +="], by_desc["constant 0 -> 1"], by_desc["+ -> -"]]
-    args = ["--module", str(mod), "--tests", str(test), "--timeout", "2"]
+    args = ["--module", str(mod), "--tests", str(test), "--timeout", "6"]
     for i in ids:
         args += ["--only", str(i)]
     json_out = tmp_path / "out.json"

@@ -130,6 +130,7 @@ def no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
+@pytest.mark.slow  # runs pytest in subprocesses
 def test_run_kills_times_out_and_restores_the_module(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -158,6 +159,7 @@ def test_run_kills_times_out_and_restores_the_module(
     assert '"status"' in json_out.read_text()
 
 
+@pytest.mark.slow  # runs pytest in subprocesses
 def test_surviving_mutant_is_reported_and_restored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,6 +179,7 @@ def test_surviving_mutant_is_reported_and_restored(
     assert mod.read_bytes() == SMALL
 
 
+@pytest.mark.slow  # runs pytest in subprocesses
 def test_ctrl_c_during_a_mutant_restores_the_module(tmp_path: Path) -> None:
     mod = tmp_path / "slow.py"
     src = b"def nap():\n    return 1\n"

@@ -200,6 +200,11 @@ async def spin_lock(s: SpinLock) -> None:
     await s.lock()
 
 
+async def spin_trylock(s: SpinLock) -> bool:
+    """``spin_trylock()``: a trylock for lockdep (pushed, never validated)."""
+    return await s.trylock()
+
+
 async def spin_unlock(s: SpinLock) -> None:
     await s.unlock()
 

@@ -21,7 +21,9 @@ released. Deadlock reports name the fence and who is expected to signal it
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from types import CodeType
 from typing import Any, Final
 
 from ..core.clock import MAX_SCHEDULE_TIMEOUT, NSEC_PER_JIFFY
@@ -183,10 +185,12 @@ def dma_fence_init(
     """``dma_fence_init()``: refcount 1, error 0, no callbacks.
 
     ``lock`` may be None for a fence with a private lock (the model's
-    convenience; the kernel BUG()s on a NULL lock).
+    convenience; the kernel BUG()s on a NULL lock). The private lock stands
+    for the caller's own ``spin_lock_init()``-ed lock, so its lockdep class is
+    the caller's line: fences made at different sites never share a class.
     """
     fence.ops = ops
-    fence.lock = lock if lock is not None else SyncSpinLock("fence->lock", "&fence->lock")
+    fence.lock = lock if lock is not None else SyncSpinLock("fence->lock", _private_lock_key())
     fence.context = context
     fence.seqno = seqno
     fence.flags = 0
@@ -194,6 +198,21 @@ def dma_fence_init(
     fence.timestamp = 0
     fence.refcount = RefCount(1, "dma_fence")
     fence.cb_list = []
+
+
+_private_lock_keys: dict[tuple[CodeType, int], str] = {}
+
+
+def _private_lock_key() -> str:
+    """The lock class of a private fence lock: the first caller outside this file."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    site = (frame.f_code, frame.f_lineno)
+    key = _private_lock_keys.get(site)
+    if key is None:
+        key = _private_lock_keys[site] = f"&fence->lock ({format_site(site)})"
+    return key
 
 
 def _fence_lock(fence: DmaFence) -> SyncSpinLock:

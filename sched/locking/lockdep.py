@@ -1,24 +1,35 @@
 """Lockdep: lock classes, held-lock stacks and the lock dependency graph.
 
-Modelled on kernel/locking/lockdep.c:
+Modelled on kernel/locking/lockdep.c (v6.14):
 
 * A lock *class* is named by its key (one per init site: every VM's
   ``op_lock`` is one class). An acquisition validates against every thread's
   history, so an inversion is reported the first time the inverse order is
   seen, even if no deadlock happens in this run or it happened in an earlier
   run (the graph outlives runs, as it outlives tasks in the kernel).
-* Edges are added from the top held lock (and the trylocks above the first
-  non-trylock), never by a trylock acquisition itself.
-* Read locks follow lockdep's recursive-read rules: a cycle only counts if
-  it is *strong*, i.e. it never enters a lock as a recursive reader and
-  leaves it as a reader (``-(xR)-> -(Sx)->``).
+* ``__lock_acquire()``: a lock taken with a ``nest_lock`` while a lock of its
+  class is on top of the stack is merged into that entry (a reference count;
+  nothing is checked), and the merged entry then answers ``lock_is_held()``
+  for every lock of the class. A ``nest_lock`` that is not held is reported.
+* ``validate_chain()`` skips trylocks: a trylock is pushed but gets no
+  recursion check and adds no dependency. Otherwise ``check_deadlock()``
+  reports a held lock of the same class (unless this is a recursive read
+  after a read, or the nest_lock is held below it, which also adds no
+  dependency), and ``check_prevs_add()`` adds an edge from every trylock on
+  top of the stack and from the first non-trylock under them, after
+  ``check_noncircular()``: a breadth-first search for a *strong* path back
+  (no ``-(*R)-> -(S*)->`` step; each class visited once, as the kernel does).
+  Redundant edges are added (``check_redundant()`` is LOCKDEP_SMALL-only).
 * Two things go beyond the kernel: it does not switch itself off after the
   first report (each distinct inversion is reported once), and a report
   carries the edges it relied on from earlier runs, so a replay can seed them.
 
-Also here: ``lockdep_assert_held``, ``might_sleep``, ``might_alloc`` with the
-``fs_reclaim`` pseudo-lock, the ``dma_fence_map`` signalling annotations,
-and the boot-time priming of ``dma_resv_lockdep()``.
+Also here: ``lockdep_assert_held`` and its variants (lockdep's view of the
+running thread, silent when lockdep is off), ``might_sleep``, ``might_alloc``
+with ``fs_reclaim_acquire()`` (the ``fs_reclaim`` pseudo-lock for __GFP_FS,
+the mmu_notifier map for any direct reclaim, after ``current_gfp_context()``
+and PF_MEMALLOC), the ``dma_fence_map`` signalling annotations, and the
+boot-time priming of ``dma_resv_lockdep()``.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from ..core.frames import Site, fast_site, format_site
 from ..core.kernel import current_kernel
 from ..core.thread import SimThread
 from ..mm.gfp import __GFP_DIRECT_RECLAIM, __GFP_FS, __GFP_NOLOCKDEP
+from ..mm.sched_mm import PF_MEMALLOC, current_flags, current_gfp_context
 
 if TYPE_CHECKING:
     from ..core.kernel import Kernel
@@ -107,7 +119,15 @@ class LockdepMap:
 
 
 class HeldLock:
-    __slots__ = ("cls", "map", "nest", "read", "site", "step", "trylock")
+    """``struct held_lock``.
+
+    ``references`` counts the acquisitions merged into this entry: a lock
+    taken with a ``nest_lock`` while a lock of its class is on top of the
+    stack does not get an entry of its own (``__lock_acquire()``), and the
+    entry then matches every lock of its class (``match_held_lock()``).
+    """
+
+    __slots__ = ("cls", "map", "nest", "read", "references", "site", "step", "trylock")
 
     def __init__(
         self,
@@ -126,7 +146,13 @@ class HeldLock:
         self.nest = nest
         self.site = site
         self.step = step
+        self.references = 0
 
+
+# Edge.types bits are (prev_is_reader << 1) | next_is_recursive_reader:
+# -(S*)-> are bits 2 and 3, -(*N)-> bits 0 and 2 (lockdep's DEP_* masks).
+_DEP_S_MASK: Final = 0b1100
+_DEP_N_MASK: Final = 0b0101
 
 _BOOT_THREAD_LABEL = "swapper/0 (boot)"
 _generation = 0
@@ -195,42 +221,90 @@ class Lockdep:
         subclass: int = 0,
         site: Site = None,
     ) -> None:
-        """``lock_acquire()``: validate, then push on ``t``'s held stack.
+        """``lock_acquire()`` -> ``__lock_acquire()``: validate, then push on ``t``'s held stack.
 
         ``read``: 0 exclusive, 1 shared (rwsem reader), 2 recursive reader.
         ``subclass``: ``mutex_lock_nested()``'s annotation (a distinct class).
+        A trylock is pushed but not validated (``validate_chain()`` skips it):
+        no recursion check and no dependency from the locks held; a later
+        acquisition gets edges from every trylock on top of the stack down to
+        the first non-trylock.
         """
         cls = self.cls_of(m) if not subclass else self.class_named(f"{m.key}/{subclass}")
         held = t.held
+        if nest_lock is not None and held:
+            top = held[-1]
+            if top.cls is cls:
+                # Merged into the top entry: no nest_lock check, no validation.
+                top.references = (top.references or 1) + 1
+                return
         if site is None:
             site = fast_site(3)
-        checking = k is None or not k.stopping
-        allowed_recursion = False
-        if checking and nest_lock is not None and not _holds_map(held, nest_lock):
-            self._report_nest_not_held(k, t, m, nest_lock, site)
-        if checking:
-            for h in held:
-                if h.cls is cls:
-                    if (read == 2 and h.read) or (
-                        nest_lock is not None and _holds_map(held, nest_lock)
-                    ):
-                        allowed_recursion = True
-                    else:
-                        self._report_recursive(k, t, h, m, site)
-                        allowed_recursion = True  # one report; no edges from it
-                    break
-            if not trylock and not allowed_recursion:
-                for h in reversed(held):
-                    if h.cls is not cls:
-                        self._add_dep(k, t, h, m, cls, read, site)
-                    if not h.trylock:
-                        break
-        held.append(HeldLock(m, cls, read, trylock, nest_lock, site, k.steps if k else 0))
+        hlock = HeldLock(m, cls, read, trylock, nest_lock, site, k.steps if k else 0)
+        if held and not trylock and (k is None or not k.stopping):
+            self._validate_chain(k, t, hlock)
+        elif nest_lock is not None and (k is None or not k.stopping):
+            self._check_nest_lock(k, t, hlock)
+        held.append(hlock)
+
+    def _check_nest_lock(self, k: Kernel | None, t: SimThread, hlock: HeldLock) -> bool:
+        """``__lock_acquire()``: a nest_lock the thread does not hold is reported."""
+        nest_lock = hlock.nest
+        if nest_lock is None or Lockdep.is_held(t, nest_lock):
+            return True
+        # The kernel returns before validate_chain(); the model keeps the lock
+        # on the stack so the releases stay balanced.
+        self._report_nest_not_held(k, t, hlock.map, nest_lock, hlock.site)
+        return False
+
+    def _validate_chain(self, k: Kernel | None, t: SimThread, nxt: HeldLock) -> None:
+        """``validate_chain()`` of a non-trylock with locks held.
+
+        ``check_deadlock()``: a held lock of the class is recursion unless the
+        new one is a recursive reader of a held reader, or the nest_lock is
+        held below it (then no dependency is added). ``check_prevs_add()``:
+        an edge from every trylock on top of the stack and from the first
+        non-trylock under them.
+        """
+        if nxt.nest is not None and not self._check_nest_lock(k, t, nxt):
+            return
+        held = t.held
+        cls = nxt.cls
+        nest_map = nxt.nest
+        read = nxt.read
+        nest = False
+        for prev in held:
+            if prev.map is nest_map:
+                nest = True
+            if prev.cls is cls and not (read == 2 and prev.read):
+                if not nest:
+                    self._report_recursive(k, t, prev, nxt.map, nxt.site)
+                return
+        rbit = 1 if read == 2 else 0
+        for prev in reversed(held):
+            edge = prev.cls.after.get(cls)
+            if (
+                edge is None or not edge.types & (1 << ((2 if prev.read else 0) | rbit))
+            ) and not self._check_prev_add(k, t, prev, nxt):
+                return
+            if not prev.trylock:
+                return
 
     def release(self, k: Kernel | None, t: SimThread, m: LockdepMap) -> None:
+        """``lock_release()``: ``find_held_lock()`` from the top, then drop one reference."""
         held = t.held
+        if held:
+            top = held[-1]
+            if top.map is m and not top.references:
+                held.pop()
+                return
         for i in range(len(held) - 1, -1, -1):
-            if held[i].map is m:
+            h = held[i]
+            if h.map is m or (h.references and h.cls.key == m.key):
+                if h.references:
+                    h.references -= 1
+                    if h.references:
+                        return
                 del held[i]
                 return
         if k is not None and not k.stopping:
@@ -254,80 +328,92 @@ class Lockdep:
 
     @staticmethod
     def is_held(t: SimThread, m: LockdepMap, read: int = -1) -> bool:
-        """``lock_is_held_type()``: read -1 any, 0 exclusive, 1 any reader."""
-        return any(h.map is m and (read == -1 or bool(h.read) == bool(read)) for h in t.held)
+        """``__lock_is_held()``: read -1 any, 0 exclusive, 1 any reader.
+
+        The first entry (from the bottom) that matches decides, and an entry
+        that merged several locks of a class matches every lock of it.
+        """
+        for h in t.held:
+            if h.map is m or (h.references and h.cls.key == m.key):
+                return read == -1 or bool(h.read) == bool(read)
+        return False
 
     # ------------------------------------------------------------------ graph
 
-    def _add_dep(
-        self,
-        k: Kernel | None,
-        t: SimThread,
-        h: HeldLock,
-        m: LockdepMap,
-        cls: LockClass,
-        read: int,
-        site: Site,
-    ) -> None:
+    def _check_prev_add(self, k: Kernel | None, t: SimThread, h: HeldLock, nxt: HeldLock) -> bool:
+        """``check_prev_add()``: ``check_noncircular()``, then add ``prev -> next``.
+
+        False when a cycle was reported (the kernel stops there).
+        """
         prev = h.cls
-        typ = 1 << ((2 if h.read else 0) | (1 if read == 2 else 0))
+        cls = nxt.cls
+        typ = 1 << ((2 if h.read else 0) | (1 if nxt.read == 2 else 0))
         edge = prev.after.get(cls)
         if edge is not None and edge.types & typ:
-            return
+            return True  # known: the cycle check ran when it was added
         if (prev.key, cls.key) in self.reported:
-            return
-        path = self._find_path(cls, prev, start_recursive=read == 2, leave_as_reader=bool(h.read))
+            return False
+        path = self._bfs(cls, nxt.read == 2, prev, h.read)
         if path is not None:
             self.reported.add((prev.key, cls.key))
-            self._report_circular(k, t, h, m, cls, site, path)
-            return
+            self._report_circular(k, t, h, nxt.map, cls, nxt.site, path)
+            return False
         if edge is None:
             origin = EdgeOrigin(
                 t.label,
                 k.run_id if k is not None else -1,
                 k.steps if k is not None else 0,
                 format_site(h.site),
-                format_site(site),
+                format_site(nxt.site),
             )
             prev.after[cls] = Edge(prev, cls, typ, origin)
         else:
             edge.types |= typ
+        return True
 
     @staticmethod
-    def _find_path(
-        src: LockClass, target: LockClass, *, start_recursive: bool, leave_as_reader: bool
+    def _bfs(
+        src: LockClass, only_xr: bool, target: LockClass, target_read: int
     ) -> list[Edge] | None:
-        """A strong path src -> ... -> target (BFS, shortest), or None."""
-        start = (src, start_recursive)
-        parent: dict[tuple[LockClass, bool], tuple[tuple[LockClass, bool], Edge] | None] = {
-            start: None
-        }
-        queue = deque([start])
+        """``check_noncircular()``'s ``__bfs()``: a strong path ``src -> ... -> target``.
+
+        Breadth-first in dependency order, each class visited once (the first
+        path to reach it decides, as in the kernel), ``-(*R)-> -(S*)->`` pairs
+        skipped; the target matches as ``hlock_conflict()`` does: the held lock
+        is a writer, or the path ends with a non-recursive acquisition.
+        """
+        # The root itself never matches here: a same-class prev reaches
+        # check_prev_add() only as a reader under a recursive reader.
+        visited = {src}
+        edges: list[Edge] = []
+        parents: list[int] = []
+        xrs: list[bool] = []
+        queue: deque[tuple[Edge, int]] = deque((e, -1) for e in src.after.values())
         while queue:
-            state = queue.popleft()
-            node, arrived_recursive = state
-            if node is target and not (arrived_recursive and leave_as_reader):
+            e, parent = queue.popleft()
+            node = e.next
+            if node in visited:
+                continue
+            visited.add(node)
+            dep = e.types
+            prev_only_xr = xrs[parent] if parent >= 0 else only_xr
+            if prev_only_xr:
+                dep &= ~_DEP_S_MASK
+            if not dep:
+                continue
+            idx = len(edges)
+            edges.append(e)
+            parents.append(parent)
+            xr = not dep & _DEP_N_MASK
+            xrs.append(xr)
+            if node is target and (target_read == 0 or not xr):
                 path: list[Edge] = []
-                cur: tuple[LockClass, bool] = state
-                while True:
-                    link = parent[cur]
-                    if link is None:
-                        break
-                    cur, edge = link
-                    path.append(edge)
+                while idx >= 0:
+                    path.append(edges[idx])
+                    idx = parents[idx]
                 path.reverse()
                 return path
-            for nxt, edge in node.after.items():
-                for bit in range(4):
-                    if not edge.types & (1 << bit):
-                        continue
-                    from_reader = bool(bit & 2)
-                    if arrived_recursive and from_reader:
-                        continue
-                    nstate = (nxt, bool(bit & 1))
-                    if nstate not in parent:
-                        parent[nstate] = (state, edge)
-                        queue.append(nstate)
+            queue.extend((nxt, idx) for nxt in node.after.values())
         return None
 
     def reported_pairs(self) -> list[list[str]]:
@@ -564,10 +650,6 @@ class Lockdep:
         )
 
 
-def _holds_map(held: list[HeldLock], m: LockdepMap) -> bool:
-    return any(h.map is m for h in held)
-
-
 def held_locks_text(t: SimThread) -> str:
     if not t.held:
         return f"no locks held by {t.label}."
@@ -618,6 +700,7 @@ dma_fence_lockdep_map: Final = LockdepMap("dma_fence_map", DMA_FENCE_MAP_KEY)
 _mmap_lock_map: Final = LockdepMap("mm->mmap_lock", MMAP_LOCK_KEY)
 _resv_acquire_map: Final = LockdepMap("ctx", RESV_ACQUIRE_KEY)
 _resv_mutex_map: Final = LockdepMap("obj->lock", RESV_MUTEX_KEY)
+_resv_first_lock_map: Final = LockdepMap("ctx->first_lock_dep_map", RESV_MUTEX_KEY)
 _i_mmap_map: Final = LockdepMap("mapping->i_mmap_rwsem", I_MMAP_KEY)
 mmu_notifier_map: Final = LockdepMap("__mmu_notifier_invalidate_range_start_map", MMU_NOTIFIER_KEY)
 
@@ -639,9 +722,14 @@ def prime_dma_resv_lockdep(graph: Lockdep) -> None:
         graph.release(None, boot, m)
 
     acq(_mmap_lock_map, read=1)  # mmap_read_lock(mm)
-    acq(_resv_acquire_map)  # ww_acquire_init(&ctx, &reservation_ww_class)
-    acq(_resv_mutex_map, nest=_resv_acquire_map)  # dma_resv_lock(&obj, &ctx)
-    acq(fs_reclaim_map)  # fs_reclaim_acquire(GFP_KERNEL)
+    # ww_acquire_init(&ctx, &reservation_ww_class): the ctx, then its
+    # first_lock_dep_map (of the mutex class) nested under it
+    acq(_resv_acquire_map)
+    acq(_resv_first_lock_map, nest=_resv_acquire_map)
+    acq(_resv_mutex_map, nest=_resv_acquire_map)  # dma_resv_lock(&obj, &ctx): merged
+    acq(fs_reclaim_map)  # fs_reclaim_acquire(GFP_KERNEL) ...
+    acq(mmu_notifier_map)  # ... which touches the mmu_notifier map too
+    rel(mmu_notifier_map)
     acq(_i_mmap_map)  # i_mmap_lock_write(&mapping)
     rel(_i_mmap_map)
     acq(mmu_notifier_map)  # lock_map_acquire(&__mmu_notifier_invalidate_range_start_map)
@@ -649,9 +737,11 @@ def prime_dma_resv_lockdep(graph: Lockdep) -> None:
     rel(dma_fence_lockdep_map)
     rel(mmu_notifier_map)
     rel(fs_reclaim_map)
-    rel(_resv_mutex_map)
+    rel(_resv_mutex_map)  # ww_mutex_unlock(&obj.lock)
+    rel(_resv_first_lock_map)  # ww_acquire_fini(&ctx)
     rel(_resv_acquire_map)
     rel(_mmap_lock_map)
+    assert not boot.held
     boot_origin = EdgeOrigin(_BOOT_THREAD_LABEL, -1, 0, "dma_resv_lockdep", "dma_resv_lockdep")
     for cls in graph.classes.values():
         for edge in cls.after.values():
@@ -674,7 +764,18 @@ def lock_release(m: LockdepMap) -> None:
 
 
 def lock_map_acquire(m: LockdepMap) -> None:
+    """``lock_map_acquire()``: an exclusive acquisition."""
     lock_acquire(m)
+
+
+def lock_map_acquire_read(m: LockdepMap) -> None:
+    """``lock_map_acquire_read()``: a recursive-read acquisition (read=2)."""
+    lock_acquire(m, read=2)
+
+
+def lock_map_acquire_try(m: LockdepMap) -> None:
+    """``lock_map_acquire_try()``: an exclusive trylock (pushed, not validated)."""
+    lock_acquire(m, trylock=True)
 
 
 def lock_map_release(m: LockdepMap) -> None:
@@ -682,11 +783,13 @@ def lock_map_release(m: LockdepMap) -> None:
 
 
 def lock_is_held(m: LockdepMap) -> bool:
+    """``lock_is_held()`` = ``lockdep_is_held()``: on the running thread's held stack."""
     k = current_kernel()
     return k.current is not None and Lockdep.is_held(k.current, m)
 
 
 def lock_is_held_type(m: LockdepMap, read: int) -> bool:
+    """``lock_is_held_type()``: read 0 held exclusively, 1 held as a reader."""
     k = current_kernel()
     return k.current is not None and Lockdep.is_held(k.current, m, read)
 
@@ -695,50 +798,51 @@ def _warn(k: Kernel, message: str, signature: str) -> None:
     k.fail(Failure("warn", message, signature=signature), fatal=k.config.warn_fatal)
 
 
-def lockdep_assert_held(lock: object) -> None:
-    """WARN unless the running thread holds ``lock`` (a lock or a LockdepMap)."""
+def _dep_map(lock: object) -> LockdepMap | None:
+    return lock if isinstance(lock, LockdepMap) else getattr(lock, "dep_map", None)
+
+
+def _lockdep_assert(lock: object, read: int, want: bool, what: str) -> None:
+    """``lockdep_assert()`` on ``lockdep_is_held_type(lock, read)``: WARN when it is not ``want``.
+
+    Lockdep's answer, not the lock's owner: with lockdep off it checks nothing,
+    and an entry that merged nested locks of a class answers for every lock
+    of that class.
+    """
     k = current_kernel()
     cur = k.current
-    if cur is None or k.stopping:
+    if cur is None or k.stopping or k.lockdep is None:
         return
-    owner = getattr(lock, "owner", _NO_OWNER)
-    if owner is not _NO_OWNER:
-        if owner is cur or _held_shared(lock, cur):
-            return
-    else:
-        m = lock if isinstance(lock, LockdepMap) else getattr(lock, "dep_map", None)
-        if m is None or k.lockdep is None or Lockdep.is_held(cur, m):
-            return
-    site = format_site(fast_site(2))
+    m = _dep_map(lock)
+    if m is None or Lockdep.is_held(cur, m, read) is want:
+        return
+    site = format_site(fast_site(3))
     name = getattr(lock, "name", repr(lock))
     _warn(
         k,
-        f"lockdep_assert_held({name}) failed in {cur.label} at {site}",
-        f"warn:lockdep_assert_held:{site}",
+        f"{what}({name}) failed in {cur.label} at {site}",
+        f"warn:{what}:{site}",
     )
 
 
+def lockdep_assert_held(lock: object) -> None:
+    """``lockdep_assert_held()``: WARN unless the running thread holds ``lock`` (a lock or map)."""
+    _lockdep_assert(lock, -1, True, "lockdep_assert_held")
+
+
+def lockdep_assert_held_write(lock: object) -> None:
+    """``lockdep_assert_held_write()``: held, and not as a reader."""
+    _lockdep_assert(lock, 0, True, "lockdep_assert_held_write")
+
+
+def lockdep_assert_held_read(lock: object) -> None:
+    """``lockdep_assert_held_read()``: held as a reader."""
+    _lockdep_assert(lock, 1, True, "lockdep_assert_held_read")
+
+
 def lockdep_assert_not_held(lock: object) -> None:
-    k = current_kernel()
-    cur = k.current
-    if cur is None or k.stopping:
-        return
-    owner = getattr(lock, "owner", _NO_OWNER)
-    if owner is cur:
-        site = format_site(fast_site(2))
-        _warn(
-            k,
-            f"lockdep_assert_not_held({getattr(lock, 'name', lock)}) failed at {site}",
-            f"warn:lockdep_assert_not_held:{site}",
-        )
-
-
-_NO_OWNER: Final = object()
-
-
-def _held_shared(lock: object, cur: SimThread) -> bool:
-    readers = getattr(lock, "readers", None)
-    return bool(readers) and cur in readers  # type: ignore[operator]
+    """``lockdep_assert_not_held()``: WARN if the running thread holds ``lock``."""
+    _lockdep_assert(lock, -1, False, "lockdep_assert_not_held")
 
 
 def in_atomic() -> bool:
@@ -767,13 +871,34 @@ def might_sleep() -> None:
     )
 
 
+def _need_reclaim(gfp: int) -> bool:
+    """``__need_reclaim()``: direct reclaim, not from reclaim itself (PF_MEMALLOC), lockdep on."""
+    if not gfp & __GFP_DIRECT_RECLAIM:
+        return False
+    if current_flags() & PF_MEMALLOC:
+        return False
+    return not gfp & __GFP_NOLOCKDEP
+
+
 def fs_reclaim_acquire(gfp: int) -> None:
-    if gfp & __GFP_DIRECT_RECLAIM and gfp & __GFP_FS and not gfp & __GFP_NOLOCKDEP:
-        lock_acquire(fs_reclaim_map)
+    """``fs_reclaim_acquire()`` (mm/page_alloc.c).
+
+    Any allocation that may enter direct reclaim touches the mmu_notifier
+    invalidate map (reclaim can invalidate mappings); only a __GFP_FS one
+    takes ``fs_reclaim``. The per-task NOFS/NOIO scope applies first.
+    """
+    gfp = current_gfp_context(gfp)
+    if _need_reclaim(gfp):
+        if gfp & __GFP_FS:
+            lock_acquire(fs_reclaim_map)
+        lock_map_acquire(mmu_notifier_map)
+        lock_map_release(mmu_notifier_map)
 
 
 def fs_reclaim_release(gfp: int) -> None:
-    if gfp & __GFP_DIRECT_RECLAIM and gfp & __GFP_FS and not gfp & __GFP_NOLOCKDEP:
+    """``fs_reclaim_release()``."""
+    gfp = current_gfp_context(gfp)
+    if _need_reclaim(gfp) and gfp & __GFP_FS:
         lock_release(fs_reclaim_map)
 
 

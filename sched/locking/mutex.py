@@ -212,6 +212,11 @@ def spin_lock(s: SpinLock) -> Coroutine[Any, Any, None]:
     return s.lock()
 
 
+def spin_trylock(s: SpinLock) -> Coroutine[Any, Any, bool]:
+    """``spin_trylock()``: a trylock for lockdep (pushed, never validated)."""
+    return s.trylock()
+
+
 def spin_unlock(s: SpinLock) -> Coroutine[Any, Any, None]:
     return s.unlock()
 

@@ -13,9 +13,13 @@ debug checks of CONFIG_DEBUG_WW_MUTEXES / DEBUG_WW_MUTEX_SLOWPATH are on
 Lockdep: a context is a lock of class ``<class>_acquire``; every mutex of a
 class is ``<class>_mutex`` and nests under the context (``nest_lock``), so
 taking many of them in any order under one context is fine, while taking one
-without the context while another is held is a recursion report. A context
-used by a thread that does not hold it is reported as lockdep does ("Nested
-lock was not taken").
+without the context while another is held is a recursion report. As in
+v6.13+, ``ww_acquire_init`` also holds the ctx's ``first_lock_dep_map`` (mutex
+class, nested under the ctx) until ``ww_acquire_fini``: the ctx's mutexes
+merge into it, a lock taken inside the transaction depends on the mutex
+class, and a ww_mutex locked without the ctx meanwhile is recursive locking.
+A trylock is never validated. A context used by a thread that does not hold
+it is reported as lockdep does ("Nested lock was not taken").
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class WwAcquireCtx:
         "deadlock_inject_interval",
         "dep_map",
         "done_acquire",
+        "first_lock_dep_map",
         "is_wait_die",
         "stamp",
         "task",
@@ -85,6 +90,7 @@ class WwAcquireCtx:
         self.ww_class: WwClass | None = None
         self.contending_lock: WwMutex | None = None
         self.dep_map: LockdepMap | None = None
+        self.first_lock_dep_map: LockdepMap | None = None
         self.deadlock_inject_interval = 1
         self.deadlock_inject_countdown = 0
 
@@ -381,7 +387,13 @@ def ww_mutex_set_deadlock_injection(k: Kernel, enabled: bool) -> None:
 
 
 async def ww_acquire_init(ctx: WwAcquireCtx, ww_class: WwClass) -> None:
-    """``ww_acquire_init()``: a new stamp (lower = older = wins) and the ctx lockdep map."""
+    """``ww_acquire_init()``: a new stamp (lower = older = wins) and the ctx lockdep maps.
+
+    Since v6.13 the ctx also holds ``first_lock_dep_map``, a fake lock of the
+    mutex class nested under the ctx, from init to fini: a lock taken after
+    init depends on the mutex class, and a ww_mutex taken without the ctx
+    meanwhile is recursive locking.
+    """
     await preempt()
     k = current_kernel()
     cur = k.current
@@ -398,10 +410,14 @@ async def ww_acquire_init(ctx: WwAcquireCtx, ww_class: WwClass) -> None:
     ctx.done_acquire = False
     ctx.contending_lock = None
     ctx.dep_map = LockdepMap(f"ctx#{stamp}", ww_class.acquire_name)
+    ctx.first_lock_dep_map = LockdepMap(f"ctx#{stamp}->first_lock_dep_map", ww_class.mutex_name)
     ctx.deadlock_inject_interval = 1
     ctx.deadlock_inject_countdown = stamp & 0xF
     if k.lockdep is not None:
+        # mutex_acquire(&ctx->dep_map); mutex_acquire_nest(&ctx->first_lock_dep_map,
+        # &ctx->dep_map): the ctx's locks merge into this fake first lock.
         k.lockdep.acquire(k, cur, ctx.dep_map)
+        k.lockdep.acquire(k, cur, ctx.first_lock_dep_map, nest_lock=ctx.dep_map)
     k.ev("ww_acquire_init", ww_class.name, f"ctx#{stamp}")
 
 
@@ -431,6 +447,8 @@ async def ww_acquire_fini(ctx: WwAcquireCtx) -> None:
     cur = k.current
     assert cur is not None
     if k.lockdep is not None and ctx.dep_map is not None:
+        if ctx.first_lock_dep_map is not None:
+            k.lockdep.release(k, cur, ctx.first_lock_dep_map)
         k.lockdep.release(k, cur, ctx.dep_map)
     if ctx.acquired and not k.stopping:
         k.fail(

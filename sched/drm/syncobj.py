@@ -22,11 +22,11 @@ from ..core.waitqueue import WaitQueue
 from ..dma_buf.dma_fence import (
     DmaFence,
     DmaFenceCb,
-    dma_fence_add_callback_atomic,
+    dma_fence_add_callback,
     dma_fence_get_atomic,
     dma_fence_get_stub_atomic,
     dma_fence_put_atomic,
-    dma_fence_remove_callback_atomic,
+    dma_fence_remove_callback,
     dma_fence_test_signaled_flag,
     dma_fence_wait_timeout,
 )
@@ -269,7 +269,7 @@ class _ArrayWait:
         return None
 
 
-def _array_wait_cb(fence: DmaFence, cb: DmaFenceCb) -> None:
+async def _array_wait_cb(fence: DmaFence, cb: DmaFenceCb) -> None:
     wait = cb.container
     assert isinstance(wait, _ArrayWait)
     if wait.thread.blocked_on is wait:
@@ -317,7 +317,7 @@ async def drm_syncobj_wait(
                         return 0, i
                 for fence, cb in zip(fences, cbs, strict=True):
                     if cb.fence is None:
-                        dma_fence_add_callback_atomic(fence, cb, _array_wait_cb)
+                        await dma_fence_add_callback(fence, cb, _array_wait_cb)
                 left = deadline - k.now
                 if left <= 0:
                     return -ETIME, 0
@@ -328,7 +328,7 @@ async def drm_syncobj_wait(
         finally:
             for fence, cb in zip(fences, cbs, strict=True):
                 if cb.fence is fence:
-                    dma_fence_remove_callback_atomic(fence, cb)
+                    await dma_fence_remove_callback(fence, cb)
     finally:
         for fence in fences:
             dma_fence_put_atomic(fence)

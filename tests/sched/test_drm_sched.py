@@ -26,7 +26,6 @@ from panthor_testbed.sched import (
     dma_fence_get,
     dma_fence_put,
     dma_fence_signal,
-    dma_fence_signal_atomic,
     dma_fence_test_signaled_flag,
     dma_fence_wait,
     drm_sched_entity_destroy,
@@ -471,7 +470,7 @@ async def test_foreign_dependency_wakes_the_scheduler() -> None:
         await push(entity, 1, (gate,))
         await k.sleep_ns(1_000_000)
         assert ops.ran == []
-        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal_atomic(gate)), "gate")
+        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal(gate)), "gate")
         await drm_sched_entity_destroy(entity)  # flush waits for it to run
         assert ops.ran == [1] and k.now >= 2_000_000
         await dma_fence_put(gate)

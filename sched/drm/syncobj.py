@@ -38,7 +38,7 @@ from ..dma_buf.dma_fence_chain import (
 )
 from ..errno import EINVAL, ENOENT, ENOMEM, ETIME
 from ..locking.lockdep import might_sleep
-from ..locking.refcount import Kref, kref_get, kref_put
+from ..locking.refcount import Kref, kref_get, kref_get_atomic, kref_put
 from ..locking.spin import SyncSpinLock
 from ..mm.gfp import GFP_KERNEL
 from ..mm.memory import kfree, kzalloc
@@ -145,8 +145,8 @@ async def drm_syncobj_find(file: object, handle: int) -> DrmSyncobj | None:
     h = _handles(file)
     with h.lock:
         syncobj = h.table.get(handle)
-    if syncobj is not None:
-        await drm_syncobj_get(syncobj)
+        if syncobj is not None:
+            kref_get_atomic(syncobj.refcount)  # under the table lock: destroy cannot free it
     return syncobj
 
 

@@ -217,3 +217,34 @@ async def test_out_sync_attached_while_a_waiter_looks_it_up() -> None:
     r = await aexplore_all(scenario, preemption_bound=2)
     assert r.complete and not r.failing, [k.primary_failure for k, _ in r.failing]
     assert set(seen) == {0, -EINVAL}
+
+
+async def test_find_takes_its_reference_under_the_table_lock() -> None:
+    """drivers/gpu/drm/drm_syncobj.c ``drm_syncobj_find()``: ``spin_lock(&file_private->
+    syncobj_table_lock); syncobj = idr_find(...); if (syncobj) drm_syncobj_get(syncobj);
+    spin_unlock(...)``, and ``drm_syncobj_destroy()`` removes the handle under the same
+    lock before its put: a lookup racing the destroy of the same handle gets either
+    nothing or a live reference, never a reference on a freed object."""
+    found: list[bool] = []
+
+    async def scenario(k: Kernel) -> None:
+        file = SyncobjHandles()
+        handle = await new_syncobj(file, fence())
+
+        async def lookup() -> None:
+            ret, f = await drm_syncobj_find_fence(file, handle, 0, 0)
+            found.append(ret == 0)
+            if f is not None:
+                await dma_fence_signal(f)
+                await dma_fence_put(f)
+
+        async def destroy() -> None:
+            assert await drm_syncobj_destroy(file, handle) == 0
+
+        threads = [k.spawn(lookup, name="lookup"), k.spawn(destroy, name="destroy")]
+        for t in threads:
+            await t.join()
+
+    r = await aexplore_all(scenario, preemption_bound=2)
+    assert r.complete and not r.failing, [kk.primary_failure for kk, _ in r.failing]
+    assert True in found and False in found

@@ -283,15 +283,28 @@ async def new_sched(
     return sched, entity
 
 
-async def push(entity: DrmSchedEntity, tag: int, deps: tuple[DmaFence, ...] = ()) -> SyncJob:
+async def push(
+    entity: DrmSchedEntity, tag: int, deps: tuple[DmaFence, ...] = ()
+) -> tuple[DmaFence, DmaFence]:
+    """Submit a job; returns references on its scheduled and finished fences, taken
+    before the push (a pushed job "may be completed and freed up at any time")."""
     job = await kzalloc(lambda: SyncJob(tag), GFP_KERNEL)
     assert job is not None
     assert await drm_sched_job_init(job, entity, 1, None) == 0
     for d in deps:
         await drm_sched_job_add_dependency(job, await dma_fence_get(d))
     await drm_sched_job_arm(job)
+    assert job.s_fence is not None
+    scheduled = await dma_fence_get(job.s_fence.scheduled)
+    finished = await dma_fence_get(job.s_fence.finished)
+    assert scheduled is not None and finished is not None
     await drm_sched_entity_push_job(job)
-    return job
+    return scheduled, finished
+
+
+async def put_all(*fences: DmaFence) -> None:
+    for f in fences:
+        await dma_fence_put(f)
 
 
 async def test_null_run_job_finishes_in_the_run_work_and_frees_from_the_free_work() -> None:
@@ -300,13 +313,10 @@ async def test_null_run_job_finishes_in_the_run_work_and_frees_from_the_free_wor
     async def body(k: Kernel) -> None:
         ops = SyncOps(k)
         sched, entity = await new_sched(k, ops)
-        job = await push(entity, 1)
-        assert job.s_fence is not None
-        finished = await dma_fence_get(job.s_fence.finished)
-        assert finished is not None
+        scheduled, finished = await push(entity, 1)
         await dma_fence_wait(finished, False)
         seen["error"] = finished.error
-        await dma_fence_put(finished)
+        await put_all(scheduled, finished)
         await drm_sched_entity_destroy(entity)
         await drm_sched_fini(sched)
         seen["freed"] = ops.freed
@@ -321,11 +331,7 @@ async def test_err_ptr_run_job_goes_to_the_finished_fence() -> None:
     async def body(k: Kernel) -> None:
         ops = SyncOps(k, -EIO)
         sched, entity = await new_sched(k, ops)
-        job = await push(entity, 1)
-        assert job.s_fence is not None
-        scheduled = await dma_fence_get(job.s_fence.scheduled)
-        finished = await dma_fence_get(job.s_fence.finished)
-        assert finished is not None and scheduled is not None
+        scheduled, finished = await push(entity, 1)
         await dma_fence_wait(finished, False)
         seen["error"] = finished.error
         seen["scheduled"] = int(dma_fence_test_signaled_flag(scheduled))
@@ -364,7 +370,7 @@ async def test_stop_frees_parentless_jobs_inline_and_start_resumes_queued_ones()
         gate = DmaFence(None, None, dma_fence_context_alloc(1), 1)
         gate.signaller_hint = "the test"
         for tag in range(3):
-            await push(entity, tag, (gate,) if tag == 2 else ())
+            await put_all(*await push(entity, tag, (gate,) if tag == 2 else ()))
         while len(ops.ran) < 2:
             await k.sleep_ns(1000)
         await drm_sched_stop(sched, None)
@@ -421,8 +427,9 @@ async def test_entity_fini_kills_queued_jobs_with_esrch() -> None:
         ops = SyncOps(k)
         sched, entity = await new_sched(k, ops)
         gate = DmaFence(None, None, dma_fence_context_alloc(1), 1)
-        jobs = [await push(entity, tag, (gate,)) for tag in range(2)]
-        finished = [await dma_fence_get(j.s_fence.finished) for j in jobs if j.s_fence]
+        pushed = [await push(entity, tag, (gate,)) for tag in range(2)]
+        await put_all(*(scheduled for scheduled, _ in pushed))
+        finished = [f for _, f in pushed]
         await k.sleep_ns(1000)
         await drm_sched_entity_fini(entity)  # kill: no flush
         await dma_fence_signal(gate)  # the dependency: killed jobs wait for it first
@@ -449,11 +456,10 @@ async def test_dependencies_same_entity_skipped_same_sched_waits_for_scheduled()
         sched, e1 = await new_sched(k, ops)
         e2 = DrmSchedEntity("e2")
         assert await drm_sched_entity_init(e2, 0, [sched], 1, None) == 0
-        j1 = await push(e1, 1)
-        assert j1.s_fence is not None
-        j2 = await push(e1, 2, (j1.s_fence.finished,))  # same entity: skipped
-        j3 = await push(e2, 3, (j1.s_fence.finished,))  # same scheduler: waits for scheduled
-        del j2, j3
+        s1, f1 = await push(e1, 1)
+        j2 = await push(e1, 2, (f1,))  # same entity: skipped
+        j3 = await push(e2, 3, (f1,))  # same scheduler: waits for scheduled
+        await put_all(s1, f1, *j2, *j3)
         await drm_sched_entity_destroy(e1)
         await drm_sched_entity_destroy(e2)
         await drm_sched_fini(sched)
@@ -467,7 +473,7 @@ async def test_foreign_dependency_wakes_the_scheduler() -> None:
         ops = SyncOps(k)
         sched, entity = await new_sched(k, ops)
         gate = DmaFence(None, None, dma_fence_context_alloc(1), 1)
-        await push(entity, 1, (gate,))
+        await put_all(*await push(entity, 1, (gate,)))
         await k.sleep_ns(1_000_000)
         assert ops.ran == []
         k.add_timer(1_000_000, softirq(lambda: dma_fence_signal(gate)), "gate")

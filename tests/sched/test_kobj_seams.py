@@ -158,15 +158,24 @@ def _k() -> Kernel:
     return current_kernel()
 
 
-async def submit(entity: DrmSchedEntity, tag: int, deps: list[DmaFence]) -> BindJob:
+async def submit(
+    entity: DrmSchedEntity, tag: int, deps: list[DmaFence], out: list[DmaFence] | None = None
+) -> None:
+    """Init, add the dependencies, arm, push. ``out`` gets a reference on the finished
+    fence, taken before the push: once pushed, the job "may be completed and freed up at
+    any time" (as panthor, which takes its out-fences between arm and push)."""
     job = await kzalloc(lambda: BindJob(tag), GFP_KERNEL)
     assert job is not None
     assert await drm_sched_job_init(job, entity, 1, None) == 0
     for d in deps:
         await drm_sched_job_add_dependency(job, await dma_fence_get(d))
     await drm_sched_job_arm(job)
+    if out is not None:
+        assert job.s_fence is not None
+        f = await dma_fence_get(job.s_fence.finished)
+        assert f is not None
+        out.append(f)
     await drm_sched_entity_push_job(job)
-    return job
 
 
 # ---------------------------------------------------------------------- 1. alloc in run_job
@@ -211,11 +220,7 @@ async def _reset_scenario(k: Kernel) -> None:
 
     async def ioctl() -> None:
         for tag, deps in ((0, []), (1, [gate])):
-            job = await submit(entity, tag, deps)
-            assert job.s_fence is not None
-            f = await dma_fence_get(job.s_fence.finished)
-            assert f is not None
-            finished.append(f)
+            await submit(entity, tag, deps, finished)
 
     async def reset() -> None:
         await drm_sched_stop(sched, None)  # panthor_mmu_pre_reset()

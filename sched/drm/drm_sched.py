@@ -14,6 +14,10 @@
   every VM_BIND job) waits for its finished fence and calls ``free_job``
   inline. ``drm_sched_start(s, errno)`` re-adds the credits, completes
   parent-less jobs with ``errno ?: -ECANCELED``, and restarts both works.
+* Both works return at once while ``pause_submit`` is set (v6.14's
+  ``READ_ONCE()`` prologue, removed in v6.15): a work queued on a stopped
+  scheduler (the ``READ_ONCE(pause_submit)`` + ``queue_work`` windows of
+  :mod:`.drm_sched_types`) does nothing until ``drm_sched_start``.
 * Job timeouts (TDR) are a delayed work on ``timeout_wq``, on the virtual clock.
 * ``drm_sched_fini`` leaks pending jobs silently, as v6.14 does; the model
   reports them as a leak at the end of the run.
@@ -265,9 +269,16 @@ def _get_finished_job(sched: DrmGpuScheduler) -> DrmSchedJob | None:
 
 
 async def drm_sched_free_job_work(work: WorkStruct) -> None:
-    """``drm_sched_free_job_work()``: free one finished job, requeue both works."""
+    """``drm_sched_free_job_work()``: free one finished job, requeue both works.
+
+    v6.14 returns at once while submission is paused (the ``READ_ONCE(pause_submit)``
+    prologue; v6.15 removed it, "drm/sched: Remove weak paused submission checks").
+    """
     sched = work.container
-    assert isinstance(sched, DrmGpuScheduler) and sched.ops is not None
+    assert isinstance(sched, DrmGpuScheduler)
+    if sched.pause_submit:
+        return
+    assert sched.ops is not None
     job = _get_finished_job(sched)
     if job is not None:
         job.state = "in free_job"
@@ -277,9 +288,15 @@ async def drm_sched_free_job_work(work: WorkStruct) -> None:
 
 
 async def drm_sched_run_job_work(work: WorkStruct) -> None:
-    """``drm_sched_run_job_work()``: hand one job to ``run_job``."""
+    """``drm_sched_run_job_work()``: hand one job to ``run_job``.
+
+    v6.14 returns at once while submission is paused (see the free work).
+    """
     sched = work.container
-    assert isinstance(sched, DrmGpuScheduler) and sched.ops is not None
+    assert isinstance(sched, DrmGpuScheduler)
+    if sched.pause_submit:
+        return
+    assert sched.ops is not None
     k = current_kernel()
     entity = drm_sched_select_entity(sched)
     if entity is None:

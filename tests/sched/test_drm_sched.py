@@ -42,6 +42,7 @@ from panthor_testbed.sched import (
     drm_sched_stop,
     kfree,
     kzalloc,
+    queue_work,
     softirq,
 )
 from panthor_testbed.sched.core.harness import arun
@@ -513,3 +514,33 @@ async def test_deadlock_report_names_the_job_and_its_signaller() -> None:
     assert f is not None and f.kind == "deadlock"
     assert "drm_sched_job_done() of job #1 of drm-mock-scheduler" in f.report
     assert "drm_mock_sched_advance() by the test" in f.report
+
+
+async def test_works_queued_on_a_stopped_scheduler_do_nothing_until_start() -> None:
+    """v6.14 ``drm_sched_run_job_work()``/``drm_sched_free_job_work()`` begin with
+    ``if (READ_ONCE(sched->pause_submit)) return;`` (v6.15 removed it): a work that gets
+    queued after ``drm_sched_stop()`` (the ``READ_ONCE(pause_submit)`` + ``queue_work``
+    windows) runs nothing before ``drm_sched_start()``."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        ops = SyncOps(k)
+        sched, entity = await new_sched(k, ops)
+        await put_all(*await push(entity, 1))
+        await k.sleep_ns(1_000_000)
+        await drm_sched_stop(sched, None)
+        await put_all(*await push(entity, 2))
+        assert sched.submit_wq is not None and sched.work_run_job is not None
+        assert sched.work_free_job is not None
+        await queue_work(sched.submit_wq, sched.work_run_job)
+        await queue_work(sched.submit_wq, sched.work_free_job)
+        await k.sleep_ns(1_000_000)
+        seen["while-stopped"] = list(ops.ran)
+        await drm_sched_start(sched, 0)
+        await drm_sched_entity_destroy(entity)
+        await drain(k, sched)
+        await drm_sched_fini(sched)
+        seen["ran"] = list(ops.ran)
+
+    await run_case(body)
+    assert seen == {"while-stopped": [1], "ran": [1, 2]}

@@ -44,7 +44,7 @@ def _fence_signal_us(n: int) -> float:
         fences = [DmaFence(ops, None, ctx, i + 1) for i in range(n)]
         seen = [0]
 
-        def cb_fn(fence: DmaFence, cb: DmaFenceCb) -> None:
+        async def cb_fn(fence: DmaFence, cb: DmaFenceCb) -> None:
             seen[0] += 1
 
         for f in fences:

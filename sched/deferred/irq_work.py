@@ -4,13 +4,15 @@ Fence code uses it to leave a callback's locking context (``dma_fence_chain``
 re-arms itself from an irq_work, not from the fence callback, so that the
 chain's lock is never taken under the signalled fence's lock). The model
 runs queued irq_works on a per-run daemon thread ``irq_work`` in atomic
-context, so *when* they run is a scheduling choice like any other.
+context, so *when* they run is a scheduling choice like any other. The
+functions are ``async`` (they may spin on a fence lock held across a yield
+point, and signal fences, whose callbacks yield).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from ..core.kernel import Kernel, current_kernel, preempt
@@ -21,12 +23,12 @@ _KEY: Final = "irq_work"
 
 
 class IrqWork:
-    """``struct irq_work``: ``func(work)`` runs once per queueing."""
+    """``struct irq_work``: ``await func(work)`` runs once per queueing."""
 
     __slots__ = ("container", "func", "name", "pending")
 
     def __init__(
-        self, func: Callable[[IrqWork], None], name: str, container: object = None
+        self, func: Callable[[IrqWork], Awaitable[None]], name: str, container: object = None
     ) -> None:
         self.func = func
         self.name = name
@@ -61,7 +63,7 @@ async def _irq_work_thread(cpu: _IrqWorkCpu) -> None:
         work.pending = False
         k.ev("irq_work", work.name)
         with atomic_context():
-            work.func(work)
+            await work.func(work)
 
 
 def irq_work_queue(work: IrqWork) -> bool:

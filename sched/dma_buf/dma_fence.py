@@ -1,16 +1,27 @@
 """dma_fence (drivers/dma-buf/dma-fence.c, include/linux/dma-fence.h).
 
 A fence has a context and a seqno, signals once (optionally with an error
-set before), runs its callbacks synchronously in the signaller's thread
-under ``fence->lock`` (a :class:`~.spin.SyncSpinLock`, so callbacks are
-plain functions that must not sleep), and can be waited on. The
-``dma_fence_map`` signalling annotations of the core lockdep apply:
-``dma_fence_signal`` brackets itself with ``dma_fence_begin/end_signalling``
-and every wait does ``__dma_fence_might_wait()``.
+set before), runs its callbacks in the signaller's thread under
+``fence->lock``, and can be waited on. The ``dma_fence_map`` signalling
+annotations of the core lockdep apply: ``dma_fence_signal`` brackets itself
+with ``dma_fence_begin/end_signalling`` and every wait does
+``__dma_fence_might_wait()``.
 
-Every public ``async`` operation starts with a yield point. Code that runs
-in atomic context (fence callbacks, timers, hard IRQ handlers) uses the
-``*_atomic`` variants, which do the same without the yield point.
+Signalling is not one atomic block, as in the kernel: the signaller sets
+``SIGNALED`` and then runs the callbacks one by one, holding ``fence->lock``
+(a :class:`~.spin.SyncSpinLock` taken with ``async with``) across a yield
+point before each of them. Meanwhile other threads see the bit set (the
+lockless ``test_bit`` of :func:`dma_fence_is_signaled`,
+:func:`dma_fence_add_callback`, :func:`dma_fence_default_wait`) although
+callbacks have not run yet, and a thread that needs the lock
+(``add_callback`` after its lockless test, ``remove_callback``, a waiter
+taking its callback off) spins until the signaller is done. Callbacks are
+``async`` functions (atomic context: they must not sleep, but they yield
+where the kernel touches unlocked state).
+
+Every public ``async`` operation starts with a yield point. The remaining
+``*_atomic`` variants (get, put, is_signaled, get_stub) are the same
+operation without it, for code between two yield points.
 
 Timeouts are in jiffies (``sched.clock``: HZ = 1000), as in the kernel.
 A fence allocated with ``kmalloc``/``kzalloc`` is freed with ``kfree`` on its
@@ -22,15 +33,16 @@ released. Deadlock reports name the fence and who is expected to signal it
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import CodeType
 from typing import Any, Final
 
 from ..core.clock import MAX_SCHEDULE_TIMEOUT, NSEC_PER_JIFFY
-from ..core.failure import Failure, UseAfterFree
+from ..core.failure import Failure, InvariantViolation, UseAfterFree
 from ..core.frames import fast_site, format_site
 from ..core.kernel import Kernel, current_kernel, preempt
 from ..core.thread import SimThread
+from ..deferred.irq_work import IrqWork, irq_work_queue
 from ..errno import EDEADLK, EINVAL, ENOENT, MAX_ERRNO
 from ..locking.lockdep import (
     dma_fence_begin_signalling,
@@ -72,8 +84,12 @@ class DmaFenceOps:
     def get_timeline_name(self, fence: DmaFence) -> str:
         return fence.timeline or "unbound"
 
-    def enable_signaling(self, fence: DmaFence) -> bool:
-        """Called under ``fence->lock``; False means "signal it now"."""
+    async def enable_signaling(self, fence: DmaFence) -> bool:
+        """Called under ``fence->lock``; False means "signal it now".
+
+        ``async`` because an implementation may take other fences' locks
+        (``dma_fence_chain``), which can be held across a yield point.
+        """
         return True
 
     def signaled(self, fence: DmaFence) -> bool:
@@ -91,11 +107,12 @@ class DmaFenceOps:
 
 DEFAULT_FENCE_OPS: Final = DmaFenceOps()
 
-DmaFenceFunc = Callable[["DmaFence", "DmaFenceCb"], None]
+DmaFenceFunc = Callable[["DmaFence", "DmaFenceCb"], Awaitable[None]]
 
 
 class DmaFenceCb:
-    """``struct dma_fence_cb``: ``func(fence, cb)`` runs in the signaller, atomically."""
+    """``struct dma_fence_cb``: ``await func(fence, cb)`` runs in the signaller under
+    ``fence->lock`` (atomic context)."""
 
     __slots__ = ("container", "fence", "func")
 
@@ -344,23 +361,36 @@ async def dma_fence_put(fence: DmaFence | None) -> None:
 
 
 def dma_fence_release(fence: DmaFence) -> None:
-    """``dma_fence_release()``: WARN if callbacks are pending on an unsignalled fence."""
+    """``dma_fence_release()``: WARN if callbacks are pending on an unsignalled fence.
+
+    The kernel then signals the fence with -EDEADLK right here. The model's
+    callbacks are ``async`` and this path is synchronous (any last put), so
+    after the (non-fatal) WARN the signal and then ``ops->release`` run from
+    the ``irq_work`` thread.
+    """
     k = current_kernel()
     k.ev("fence_release", fence.label)
-    if fence.cb_list and not fence.flags & _SIGNALED:
-        if not k.stopping:
-            k.fail(
-                Failure(
-                    "warn",
-                    f"Fence {fence.label} released with pending signals! "
-                    f"({len(fence.cb_list)} callback(s), at {format_site(fast_site(2))})",
-                    signature="warn:dma_fence_release-pending-signals",
-                ),
-                fatal=k.config.warn_fatal,
-            )
-        with _fence_lock(fence):
-            fence.error = -EDEADLK  # the callbacks learn it is an error signal
-            dma_fence_signal_locked(fence)
+    if fence.cb_list and not fence.flags & _SIGNALED and not k.stopping:
+        k.fail(
+            Failure(
+                "warn",
+                f"Fence {fence.label} released with pending signals! "
+                f"({len(fence.cb_list)} callback(s), at {format_site(fast_site(2))})",
+                signature="warn:dma_fence_release-pending-signals",
+            ),
+            fatal=k.config.warn_fatal,
+        )
+        fence.error = -EDEADLK  # the callbacks learn it is an error signal
+        irq_work_queue(IrqWork(_release_signal, "dma_fence_release", fence))
+        return
+    fence.ops.release(fence)
+
+
+async def _release_signal(work: IrqWork) -> None:
+    fence = work.container
+    assert isinstance(fence, DmaFence)
+    async with _fence_lock(fence):
+        await dma_fence_signal_locked(fence)
     fence.ops.release(fence)
 
 
@@ -372,40 +402,44 @@ def dma_fence_free(fence: DmaFence) -> None:
 # ---------------------------------------------------------------------- signalling
 
 
-def dma_fence_signal_locked(fence: DmaFence) -> int:
-    """``dma_fence_signal_locked()``: -EINVAL if already signalled; runs the callbacks."""
+async def dma_fence_signal_locked(fence: DmaFence) -> int:
+    """``dma_fence_signal_timestamp_locked()``: -EINVAL if already signalled; runs the callbacks.
+
+    ``test_and_set_bit(SIGNALED)`` first, then each callback, under
+    ``fence->lock`` held by the caller: there is a yield point before each
+    callback, where other CPUs see ``SIGNALED`` (they test it without the
+    lock) while this and the later callbacks have not run.
+    """
     k = current_kernel()
     lock = _fence_lock(fence)
     lockdep_assert_held(lock)
     if fence.flags & _SIGNALED:
         return -EINVAL
     fence.flags |= _SIGNALED
-    cbs = fence.cb_list
+    cbs = fence.cb_list  # list_replace(&fence->cb_list, &cb_list)
     fence.cb_list = []
     fence.timestamp = k.now
     fence.flags |= _TIMESTAMP
     k.ev("fence_signal", fence.label, f"error {fence.error}" if fence.error else "")
     for cb in cbs:
-        cb.fence = None
+        await preempt()
+        cb.fence = None  # INIT_LIST_HEAD(&cur->node)
         func = cb.func
         assert func is not None
-        func(fence, cb)
+        await func(fence, cb)
     return 0
-
-
-def dma_fence_signal_atomic(fence: DmaFence) -> int:
-    """``dma_fence_signal()`` without the yield point (atomic context, callbacks)."""
-    cookie = dma_fence_begin_signalling()
-    with _fence_lock(fence):
-        ret = dma_fence_signal_locked(fence)
-    dma_fence_end_signalling(cookie)
-    return ret
 
 
 async def dma_fence_signal(fence: DmaFence) -> int:
     """``dma_fence_signal()``: 0, or -EINVAL if it was already signalled."""
     await preempt()
-    return dma_fence_signal_atomic(fence)
+    cookie = dma_fence_begin_signalling()
+    lock = _fence_lock(fence)
+    await lock.lock()
+    ret = await dma_fence_signal_locked(fence)
+    lock.release()
+    dma_fence_end_signalling(cookie)
+    return ret
 
 
 def dma_fence_set_error(fence: DmaFence, error: int) -> None:
@@ -416,72 +450,91 @@ def dma_fence_set_error(fence: DmaFence, error: int) -> None:
     fence.error = error
 
 
-def dma_fence_is_signaled_locked(fence: DmaFence) -> bool:
-    """``dma_fence_is_signaled_locked()`` (``fence->lock`` held)."""
+async def dma_fence_is_signaled_locked(fence: DmaFence) -> bool:
+    """``dma_fence_is_signaled_locked()`` (``fence->lock`` held; may signal the fence)."""
     if fence.flags & _SIGNALED:
         return True
     if fence.ops.signaled(fence):
-        dma_fence_signal_locked(fence)
+        await dma_fence_signal_locked(fence)
         return True
     return False
 
 
 def dma_fence_is_signaled_atomic(fence: DmaFence) -> bool:
-    """``dma_fence_is_signaled()`` without the yield point."""
+    """``dma_fence_is_signaled()`` without the yield point, for fences that are
+    signalled by someone else (``ops->signaled`` never reports them done).
+
+    The polling case signals the fence, which runs callbacks that can yield:
+    that needs the ``async`` :func:`dma_fence_is_signaled`.
+    """
     if fence.flags & _SIGNALED:
         return True
     if fence.ops.signaled(fence):
-        dma_fence_signal_atomic(fence)
-        return True
+        raise InvariantViolation(
+            f"dma_fence_is_signaled_atomic({fence.label}): ops->signaled() says it is done, "
+            f"signalling it needs the async dma_fence_is_signaled() (at "
+            f"{format_site(fast_site(2))})",
+            signature="invariant:dma_fence_is_signaled_atomic-polls",
+        )
     return False
 
 
 async def dma_fence_is_signaled(fence: DmaFence) -> bool:
     """``dma_fence_is_signaled()``: may poll ``ops->signaled`` and signal the fence."""
     await preempt()
-    return dma_fence_is_signaled_atomic(fence)
+    if fence.flags & _SIGNALED:
+        return True
+    if fence.ops.signaled(fence):
+        await dma_fence_signal(fence)
+        return True
+    return False
 
 
 async def dma_fence_get_status(fence: DmaFence) -> int:
     """``dma_fence_get_status()``: 0 pending, 1 signalled, <0 signalled with an error."""
     await preempt()
-    with _fence_lock(fence):
-        if dma_fence_is_signaled_locked(fence):
+    async with _fence_lock(fence):
+        if await dma_fence_is_signaled_locked(fence):
             return fence.error or 1
         return 0
 
 
-def _enable_signaling_locked(fence: DmaFence) -> bool:
+async def _enable_signaling_locked(fence: DmaFence) -> bool:
     """``__dma_fence_enable_signaling()``: False if the fence is (now) signalled."""
     was_set = bool(fence.flags & _ENABLE_SIGNAL)
     fence.flags |= _ENABLE_SIGNAL
     if fence.flags & _SIGNALED:
         return False
-    if not was_set and not fence.ops.enable_signaling(fence):
-        dma_fence_signal_locked(fence)
+    if not was_set and not await fence.ops.enable_signaling(fence):
+        await dma_fence_signal_locked(fence)
         return False
     return True
 
 
-def dma_fence_enable_sw_signaling_atomic(fence: DmaFence) -> None:
-    """``dma_fence_enable_sw_signaling()`` without the yield point."""
-    with _fence_lock(fence):
-        _enable_signaling_locked(fence)
+async def _enable_sw_signaling(fence: DmaFence) -> None:
+    async with _fence_lock(fence):
+        await _enable_signaling_locked(fence)
 
 
 async def dma_fence_enable_sw_signaling(fence: DmaFence) -> None:
     """``dma_fence_enable_sw_signaling()``."""
     await preempt()
-    dma_fence_enable_sw_signaling_atomic(fence)
+    await _enable_sw_signaling(fence)
 
 
 # ---------------------------------------------------------------------- callbacks
 
 
-def dma_fence_add_callback_atomic(
+async def dma_fence_add_callback(
     fence: DmaFence | None, cb: DmaFenceCb, func: DmaFenceFunc | None
 ) -> int:
-    """``dma_fence_add_callback()`` without the yield point."""
+    """``dma_fence_add_callback()``: 0 queued; -ENOENT already signalled (not called).
+
+    The first ``test_bit(SIGNALED)`` is lockless; the fence can be signalled
+    between it and ``spin_lock_irqsave(fence->lock)`` (a yield point), and
+    the caller then spins while the signaller runs the callbacks.
+    """
+    await preempt()
     k = current_kernel()
     if _warn_on(k, fence is None or func is None, "dma_fence_add_callback(NULL)"):
         return -EINVAL
@@ -489,8 +542,9 @@ def dma_fence_add_callback_atomic(
     if fence.flags & _SIGNALED:
         cb.fence = None
         return -ENOENT
-    with _fence_lock(fence):
-        if _enable_signaling_locked(fence):
+    await preempt()
+    async with _fence_lock(fence):
+        if await _enable_signaling_locked(fence):
             cb.func = func
             cb.fence = fence
             fence.cb_list.append(cb)
@@ -501,28 +555,19 @@ def dma_fence_add_callback_atomic(
     return ret
 
 
-async def dma_fence_add_callback(
-    fence: DmaFence | None, cb: DmaFenceCb, func: DmaFenceFunc | None
-) -> int:
-    """``dma_fence_add_callback()``: 0 queued; -ENOENT already signalled (not called)."""
+async def dma_fence_remove_callback(fence: DmaFence, cb: DmaFenceCb) -> bool:
+    """``dma_fence_remove_callback()``: True if the callback was still queued.
+
+    Spins while a signaller holds ``fence->lock``: it returns once the
+    callbacks being run (this one included) are done.
+    """
     await preempt()
-    return dma_fence_add_callback_atomic(fence, cb, func)
-
-
-def dma_fence_remove_callback_atomic(fence: DmaFence, cb: DmaFenceCb) -> bool:
-    """``dma_fence_remove_callback()`` without the yield point."""
-    with _fence_lock(fence):
+    async with _fence_lock(fence):
         if cb.fence is fence and cb in fence.cb_list:
             fence.cb_list.remove(cb)
             cb.fence = None
             return True
         return False
-
-
-async def dma_fence_remove_callback(fence: DmaFence, cb: DmaFenceCb) -> bool:
-    """``dma_fence_remove_callback()``: True if the callback was still queued."""
-    await preempt()
-    return dma_fence_remove_callback_atomic(fence, cb)
 
 
 # ---------------------------------------------------------------------- waiting
@@ -548,7 +593,7 @@ class _FenceWait:
         return self.fence.ops.signaller(self.fence)[1]
 
 
-def _default_wait_cb(fence: DmaFence, cb: DmaFenceCb) -> None:
+async def _default_wait_cb(fence: DmaFence, cb: DmaFenceCb) -> None:
     """``dma_fence_default_wait_cb()``: wake the waiting task."""
     wait = cb.container
     assert isinstance(wait, _FenceWait)
@@ -565,7 +610,11 @@ def _jiffies_left(deadline_ns: int, now: int) -> int:
 
 
 async def dma_fence_default_wait(fence: DmaFence, intr: bool, timeout: int) -> int:
-    """``dma_fence_default_wait()``: jiffies left (>= 1), or 0 on timeout."""
+    """``dma_fence_default_wait()``: jiffies left (>= 1), or 0 on timeout.
+
+    A waiter that slept takes ``fence->lock`` again to drop its callback, so
+    it returns only after the signaller has run every callback.
+    """
     k = current_kernel()
     cur = k.current
     assert cur is not None
@@ -573,8 +622,9 @@ async def dma_fence_default_wait(fence: DmaFence, intr: bool, timeout: int) -> i
     if fence.flags & _SIGNALED:
         return ret
     wait = _FenceWait(fence, cur)
-    with _fence_lock(fence):
-        if not _enable_signaling_locked(fence):
+    lock = _fence_lock(fence)
+    async with lock:
+        if not await _enable_signaling_locked(fence):
             return ret
         if not timeout:
             return 0
@@ -590,7 +640,7 @@ async def dma_fence_default_wait(fence: DmaFence, intr: bool, timeout: int) -> i
         else:
             await k.block_current(wait, max(1, deadline - k.now))
             ret = _jiffies_left(deadline, k.now)
-    with _fence_lock(fence):
+    async with lock:
         if wait.cb.fence is fence and wait.cb in fence.cb_list:
             fence.cb_list.remove(wait.cb)
             wait.cb.fence = None
@@ -605,7 +655,7 @@ async def dma_fence_wait_timeout(fence: DmaFence, intr: bool, timeout: int) -> i
         return -EINVAL
     might_sleep()
     dma_fence_might_wait()
-    dma_fence_enable_sw_signaling_atomic(fence)
+    await _enable_sw_signaling(fence)
     return await dma_fence_default_wait(fence, intr, timeout)
 
 

@@ -25,13 +25,13 @@ from .dma_fence import (
     DmaFenceCb,
     DmaFenceOps,
     __dma_fence_is_later,
-    dma_fence_add_callback_atomic,
+    dma_fence_add_callback,
     dma_fence_context_alloc,
     dma_fence_get_atomic,
     dma_fence_init,
     dma_fence_is_signaled_atomic,
     dma_fence_put_atomic,
-    dma_fence_signal_atomic,
+    dma_fence_signal,
     dma_fence_test_signaled_flag,
 )
 
@@ -132,7 +132,7 @@ def dma_fence_chain_find_seqno(fence: DmaFence | None, seqno: int) -> tuple[int,
     return 0, it
 
 
-def _chain_cb(f: DmaFence, cb: DmaFenceCb) -> None:
+async def _chain_cb(f: DmaFence, cb: DmaFenceCb) -> None:
     """``dma_fence_chain_cb()``: re-arm from an irq_work, outside ``f``'s lock."""
     chain = cb.container
     assert isinstance(chain, DmaFenceChain)
@@ -141,23 +141,23 @@ def _chain_cb(f: DmaFence, cb: DmaFenceCb) -> None:
     dma_fence_put_atomic(f)
 
 
-def _chain_irq_work(work: IrqWork) -> None:
+async def _chain_irq_work(work: IrqWork) -> None:
     """``dma_fence_chain_irq_work()``: wait on the next node, or signal the chain."""
     chain = work.container
     assert isinstance(chain, DmaFenceChain)
-    if not _enable_signaling(chain):
-        dma_fence_signal_atomic(chain)
+    if not await _enable_signaling(chain):
+        await dma_fence_signal(chain)
     dma_fence_put_atomic(chain)
 
 
-def _enable_signaling(head: DmaFenceChain) -> bool:
+async def _enable_signaling(head: DmaFenceChain) -> bool:
     """``dma_fence_chain_enable_signaling()``: wait on the first unsignalled node."""
     dma_fence_get_atomic(head)
     it = dma_fence_get_atomic(head)
     while it is not None:
         f = dma_fence_chain_contained(it)
         dma_fence_get_atomic(f)
-        if not dma_fence_add_callback_atomic(f, head.cb, _chain_cb):
+        if not await dma_fence_add_callback(f, head.cb, _chain_cb):
             dma_fence_put_atomic(it)
             return True
         dma_fence_put_atomic(f)
@@ -173,10 +173,10 @@ class _ChainOps(DmaFenceOps):
     def get_timeline_name(self, fence: DmaFence) -> str:
         return "unbound"
 
-    def enable_signaling(self, fence: DmaFence) -> bool:
+    async def enable_signaling(self, fence: DmaFence) -> bool:
         chain = to_dma_fence_chain(fence)
         assert chain is not None
-        return _enable_signaling(chain)
+        return await _enable_signaling(chain)
 
     def signaled(self, fence: DmaFence) -> bool:
         """``dma_fence_chain_signaled()``: every node's fence signalled."""

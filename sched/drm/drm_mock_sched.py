@@ -4,6 +4,12 @@ A "GPU" for exercising the scheduler: ``run_job`` returns a hardware fence
 on the mock timeline, completed either when the test advances the timeline
 (:func:`drm_mock_sched_advance`) or by a timer after the job's duration.
 Adapted to v6.14 (positional ``drm_sched_init``, no ``cancel_job``).
+
+``mock->lock`` is the hardware fences' lock: completing a job signals its
+fence under it, and the callbacks (``drm_sched_job_done``) yield, so every
+section taking it is an ``async with``. The job timer's body
+(``drm_mock_sched_job_signal_timer()``) runs on a ``softirq/`` daemon
+thread woken by the timer.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from ..dma_buf.dma_fence import (
 )
 from ..errno import ETIMEDOUT, ErrPtr
 from ..locking.completion import Completion, complete_locked, wait_for_completion_timeout
-from ..locking.spin import SyncSpinLock, atomic_context
+from ..locking.spin import SyncSpinLock, softirq
 from .drm_sched import drm_sched_fini, drm_sched_init, drm_sched_job_arm, drm_sched_job_cleanup
 from .drm_sched import drm_sched_job_init as _job_init
 from .drm_sched_entity import (
@@ -101,23 +107,24 @@ class _HwFenceOps(DmaFenceOps):
 _HW_FENCE_OPS: Final = _HwFenceOps()
 
 
-def _job_complete(job: DrmMockSchedJob) -> None:
+async def _job_complete(job: DrmMockSchedJob) -> None:
     """``drm_mock_sched_job_complete()`` (mock lock held)."""
     job.flags |= DRM_MOCK_SCHED_JOB_DONE
     job.mock.job_list.remove(job)
-    dma_fence_signal_locked(job.hw_fence)
+    await dma_fence_signal_locked(job.hw_fence)
     complete_locked(job.done)
 
 
-def _signal_timer(mock: DrmMockScheduler) -> None:
+async def _signal_timer(mock: DrmMockScheduler) -> None:
     """``drm_mock_sched_job_signal_timer()``: complete every job whose time has come."""
     k = current_kernel()
-    with atomic_context(), mock.lock:
+    now = k.now
+    async with mock.lock:
         for job in list(mock.job_list):
-            if not job.duration_us or k.now < job.finish_at:
+            if not job.duration_us or now < job.finish_at:
                 break
             mock.cur_seqno = job.hw_fence.seqno
-            _job_complete(job)
+            await _job_complete(job)
 
 
 class _MockOps(DrmSchedBackendOps):
@@ -132,7 +139,7 @@ class _MockOps(DrmSchedBackendOps):
         mock.next_seqno += 1
         dma_fence_init(job.hw_fence, _HW_FENCE_OPS, mock.lock, mock.hw_context, mock.next_seqno)
         dma_fence_get_atomic(job.hw_fence)  # reference for the job_list
-        with mock.lock:
+        async with mock.lock:
             if job.duration_us:
                 prev_finish_at = mock.job_list[-1].finish_at if mock.job_list else 0
                 if not prev_finish_at:
@@ -141,19 +148,21 @@ class _MockOps(DrmSchedBackendOps):
             mock.job_list.append(job)
             if job.finish_at:
                 job.timer = k.add_timer(
-                    max(0, job.finish_at - k.now), lambda: _signal_timer(mock), "mock job timer"
+                    max(0, job.finish_at - k.now),
+                    softirq(lambda: _signal_timer(mock), mock.base.name),
+                    "mock job timer",
                 )
         return job.hw_fence
 
     async def timedout_job(self, job: DrmSchedJob) -> int:
         """``mock_sched_timedout_job()``: fail the hw fence with -ETIMEDOUT, clean up."""
         assert isinstance(job, DrmMockSchedJob)
-        with self.mock.lock:
-            if not dma_fence_is_signaled_locked(job.hw_fence):
+        async with self.mock.lock:
+            if not await dma_fence_is_signaled_locked(job.hw_fence):
                 self.mock.job_list.remove(job)
                 job.flags |= DRM_MOCK_SCHED_JOB_TIMEDOUT
                 dma_fence_set_error(job.hw_fence, -ETIMEDOUT)
-                dma_fence_signal_locked(job.hw_fence)
+                await dma_fence_signal_locked(job.hw_fence)
         await dma_fence_put(job.hw_fence)
         await drm_sched_job_cleanup(job)
         return DRM_GPU_SCHED_STAT_NOMINAL
@@ -245,11 +254,11 @@ async def drm_mock_sched_advance(mock: DrmMockScheduler, num: int) -> int:
     """``drm_mock_sched_advance()``: complete the hw fences up to ``cur_seqno + num``."""
     await preempt()
     found = 0
-    with mock.lock:
+    async with mock.lock:
         mock.cur_seqno += num
         for job in list(mock.job_list):
             if mock.cur_seqno < job.hw_fence.seqno:
                 break
-            _job_complete(job)
+            await _job_complete(job)
             found += 1
     return found

@@ -14,6 +14,10 @@
   every VM_BIND job) waits for its finished fence and calls ``free_job``
   inline. ``drm_sched_start(s, errno)`` re-adds the credits, completes
   parent-less jobs with ``errno ?: -ECANCELED``, and restarts both works.
+* Both works return at once while ``pause_submit`` is set (v6.14's
+  ``READ_ONCE()`` prologue, removed in v6.15): a work queued on a stopped
+  scheduler (the ``READ_ONCE(pause_submit)`` + ``queue_work`` windows of
+  :mod:`.drm_sched_types`) does nothing until ``drm_sched_start``.
 * Job timeouts (TDR) are a delayed work on ``timeout_wq``, on the virtual clock.
 * ``drm_sched_fini`` leaks pending jobs silently, as v6.14 does; the model
   reports them as a leak at the end of the run.
@@ -48,7 +52,6 @@ from ..dma_buf.dma_fence import (
     DmaFence,
     DmaFenceCb,
     dma_fence_add_callback,
-    dma_fence_add_callback_atomic,
     dma_fence_get_atomic,
     dma_fence_is_later,
     dma_fence_is_signaled_atomic,
@@ -83,8 +86,10 @@ from .drm_sched_types import (
     DrmSchedEntity,
     DrmSchedJob,
     DrmSchedRq,
+    __drm_sched_run_free_queue,
+    __drm_sched_run_free_queue_locked,
     drm_sched_lockdep_map,
-    drm_sched_run_free_queue_atomic,
+    drm_sched_run_job_queue,
 )
 from .syncobj import drm_syncobj_find_fence
 
@@ -148,25 +153,30 @@ def drm_sched_select_entity(sched: DrmGpuScheduler) -> DrmSchedEntity | None:
 # ---------------------------------------------------------------------- completion
 
 
-def drm_sched_job_done(s_job: DrmSchedJob, result: int) -> None:
-    """``drm_sched_job_done()``: credits back, signal ``finished``, queue the free work."""
+async def drm_sched_job_done(s_job: DrmSchedJob, result: int) -> None:
+    """``drm_sched_job_done()``: credits back, signal ``finished``, queue the free work.
+
+    From ``finished`` being signalled on, the free work may free the job (the
+    reference taken around the signal keeps the fence alone alive).
+    """
     s_fence = s_job.s_fence
     assert s_fence is not None and s_fence.sched is not None
     sched = s_fence.sched
     sched.credit_count -= s_job.credits
     sched.score.v -= 1
     s_job.state = f"done ({result})" if result else "done"
-    dma_fence_get_atomic(s_fence.finished)
-    drm_sched_fence_finished(s_fence, result)
-    dma_fence_put_atomic(s_fence.finished)
-    drm_sched_run_free_queue_atomic(sched)
+    finished = s_fence.finished
+    dma_fence_get_atomic(finished)
+    await drm_sched_fence_finished(s_fence, result)
+    dma_fence_put_atomic(finished)
+    await __drm_sched_run_free_queue(sched)
 
 
-def drm_sched_job_done_cb(f: DmaFence, cb: DmaFenceCb) -> None:
+async def drm_sched_job_done_cb(f: DmaFence, cb: DmaFenceCb) -> None:
     """``drm_sched_job_done_cb()``: the hardware fence signalled."""
     s_job = cb.container
     assert isinstance(s_job, DrmSchedJob)
-    drm_sched_job_done(s_job, f.error)
+    await drm_sched_job_done(s_job, f.error)
 
 
 def drm_sched_start_timeout(sched: DrmGpuScheduler) -> None:
@@ -228,13 +238,6 @@ async def drm_sched_job_timedout(work: WorkStruct) -> None:
 # ---------------------------------------------------------------------- the works
 
 
-async def drm_sched_run_job_queue(sched: DrmGpuScheduler) -> None:
-    """``drm_sched_run_job_queue()``: READ_ONCE(pause_submit), then queue_work."""
-    if not sched.pause_submit:
-        assert sched.submit_wq is not None and sched.work_run_job is not None
-        await queue_work(sched.submit_wq, sched.work_run_job)
-
-
 async def drm_sched_run_free_queue(sched: DrmGpuScheduler) -> None:
     """``drm_sched_run_free_queue()``: queue the free work if the oldest job is done."""
     await preempt()
@@ -243,7 +246,7 @@ async def drm_sched_run_free_queue(sched: DrmGpuScheduler) -> None:
         if job is not None:
             assert job.s_fence is not None
             if dma_fence_is_signaled_atomic(job.s_fence.finished):
-                drm_sched_run_free_queue_atomic(sched)
+                __drm_sched_run_free_queue_locked(sched)
 
 
 def _get_finished_job(sched: DrmGpuScheduler) -> DrmSchedJob | None:
@@ -266,9 +269,16 @@ def _get_finished_job(sched: DrmGpuScheduler) -> DrmSchedJob | None:
 
 
 async def drm_sched_free_job_work(work: WorkStruct) -> None:
-    """``drm_sched_free_job_work()``: free one finished job, requeue both works."""
+    """``drm_sched_free_job_work()``: free one finished job, requeue both works.
+
+    v6.14 returns at once while submission is paused (the ``READ_ONCE(pause_submit)``
+    prologue; v6.15 removed it, "drm/sched: Remove weak paused submission checks").
+    """
     sched = work.container
-    assert isinstance(sched, DrmGpuScheduler) and sched.ops is not None
+    assert isinstance(sched, DrmGpuScheduler)
+    if sched.pause_submit:
+        return
+    assert sched.ops is not None
     job = _get_finished_job(sched)
     if job is not None:
         job.state = "in free_job"
@@ -278,9 +288,15 @@ async def drm_sched_free_job_work(work: WorkStruct) -> None:
 
 
 async def drm_sched_run_job_work(work: WorkStruct) -> None:
-    """``drm_sched_run_job_work()``: hand one job to ``run_job``."""
+    """``drm_sched_run_job_work()``: hand one job to ``run_job``.
+
+    v6.14 returns at once while submission is paused (see the free work).
+    """
     sched = work.container
-    assert isinstance(sched, DrmGpuScheduler) and sched.ops is not None
+    assert isinstance(sched, DrmGpuScheduler)
+    if sched.pause_submit:
+        return
+    assert sched.ops is not None
     k = current_kernel()
     entity = drm_sched_select_entity(sched)
     if entity is None:
@@ -298,17 +314,17 @@ async def drm_sched_run_job_work(work: WorkStruct) -> None:
     k.ev("drm_run_job", sched.name, f"job #{sched_job.id}")
     fence = await sched.ops.run_job(sched_job)
     await complete_all(entity.entity_idle)
-    drm_sched_fence_scheduled(s_fence, fence)
+    await drm_sched_fence_scheduled(s_fence, fence)
     if isinstance(fence, DmaFence):
         sched_job.state = f"waiting for hw fence {fence.label}"
         await dma_fence_put(fence)  # drop the run_job reference
         r = await dma_fence_add_callback(fence, sched_job.cb, drm_sched_job_done_cb)
         if r == -ENOENT:
-            drm_sched_job_done(sched_job, fence.error)
+            await drm_sched_job_done(sched_job, fence.error)
         elif r:
             k.ev("DRM_DEV_ERROR", sched.name, f"fence add callback failed ({r})")
     else:
-        drm_sched_job_done(sched_job, fence.err if isinstance(fence, ErrPtr) else 0)
+        await drm_sched_job_done(sched_job, fence.err if isinstance(fence, ErrPtr) else 0)
     sched.job_scheduled.wake_all()
     await drm_sched_run_job_queue(sched)
 
@@ -506,12 +522,11 @@ async def drm_sched_start(sched: DrmGpuScheduler, errno: int) -> None:
         fence = s_fence.parent
         sched.credit_count += s_job.credits
         if fence is None:
-            drm_sched_job_done(s_job, errno or -ECANCELED)
+            await drm_sched_job_done(s_job, errno or -ECANCELED)
             continue
-        if dma_fence_add_callback_atomic(fence, s_job.cb, drm_sched_job_done_cb):
-            drm_sched_job_done(s_job, fence.error or errno)
-        else:
-            s_job.state = f"waiting for hw fence {fence.label}"
+        s_job.state = f"waiting for hw fence {fence.label}"
+        if await dma_fence_add_callback(fence, s_job.cb, drm_sched_job_done_cb):
+            await drm_sched_job_done(s_job, fence.error or errno)
     drm_sched_start_timeout_unlocked(sched)
     await drm_sched_wqueue_start(sched)
     current_kernel().ev("drm_sched_start", sched.name, str(errno))

@@ -16,7 +16,6 @@ from ..dma_buf.dma_fence import (
     DmaFence,
     DmaFenceCb,
     dma_fence_add_callback,
-    dma_fence_add_callback_atomic,
     dma_fence_context_alloc,
     dma_fence_get_atomic,
     dma_fence_get_rcu,
@@ -111,13 +110,13 @@ async def drm_sched_entity_kill_jobs_work(work: WorkStruct) -> None:
     job = work.container
     assert isinstance(job, DrmSchedJob) and job.s_fence is not None and job.sched is not None
     job.state = "killed"
-    drm_sched_fence_finished(job.s_fence, -ESRCH)
+    await drm_sched_fence_finished(job.s_fence, -ESRCH)
     WARN_ON(job.s_fence.parent)
     assert job.sched.ops is not None
     await job.sched.ops.free_job(job)
 
 
-def drm_sched_entity_kill_jobs_cb(f: DmaFence | None, cb: DmaFenceCb) -> None:
+async def drm_sched_entity_kill_jobs_cb(f: DmaFence | None, cb: DmaFenceCb) -> None:
     """``drm_sched_entity_kill_jobs_cb()``: wait for every dependency, then the work."""
     job = cb.container
     assert isinstance(job, DrmSchedJob)
@@ -131,7 +130,7 @@ def drm_sched_entity_kill_jobs_cb(f: DmaFence | None, cb: DmaFenceCb) -> None:
             dep = dma_fence_get_rcu(s_fence.finished)
             dma_fence_put_atomic(s_fence.scheduled)
         del job.dependencies[index]
-        if dep is not None and not dma_fence_add_callback_atomic(
+        if dep is not None and not await dma_fence_add_callback(
             dep, job.finish_cb, drm_sched_entity_kill_jobs_cb
         ):
             job.state = f"killed, waiting for dependency {dep.label}"
@@ -157,11 +156,11 @@ async def drm_sched_entity_kill(entity: DrmSchedEntity) -> None:
         assert s_fence is not None
         job.state = "killed, waiting for the previous job"
         dma_fence_get_atomic(s_fence.finished)
-        if prev is None or dma_fence_add_callback_atomic(
+        if prev is None or await dma_fence_add_callback(
             prev, job.finish_cb, drm_sched_entity_kill_jobs_cb
         ):
             dma_fence_put_atomic(prev)
-            drm_sched_entity_kill_jobs_cb(None, job.finish_cb)
+            await drm_sched_entity_kill_jobs_cb(None, job.finish_cb)
         prev = s_fence.finished
     dma_fence_put_atomic(prev)
 
@@ -203,20 +202,25 @@ async def drm_sched_entity_destroy(entity: DrmSchedEntity) -> None:
 # ---------------------------------------------------------------------- dependencies
 
 
-def drm_sched_entity_clear_dep(f: DmaFence, cb: DmaFenceCb) -> None:
-    """``drm_sched_entity_clear_dep()``: the dependency signalled."""
+def _clear_dep(f: DmaFence, cb: DmaFenceCb) -> None:
     entity = cb.container
     assert isinstance(entity, DrmSchedEntity)
     entity.dependency = None
     dma_fence_put_atomic(f)
 
 
-def drm_sched_entity_wakeup(f: DmaFence, cb: DmaFenceCb) -> None:
+async def drm_sched_entity_clear_dep(f: DmaFence, cb: DmaFenceCb) -> None:
+    """``drm_sched_entity_clear_dep()``: the dependency signalled."""
+    _clear_dep(f, cb)
+
+
+async def drm_sched_entity_wakeup(f: DmaFence, cb: DmaFenceCb) -> None:
     """``drm_sched_entity_wakeup()``: clear the dependency and kick the run work."""
     entity = cb.container
     assert isinstance(entity, DrmSchedEntity) and entity.rq is not None
-    drm_sched_entity_clear_dep(f, cb)
-    drm_sched_wakeup(entity.rq.sched)
+    sched = entity.rq.sched
+    _clear_dep(f, cb)
+    await drm_sched_wakeup(sched)
 
 
 def drm_sched_entity_set_priority(entity: DrmSchedEntity, priority: int) -> None:
@@ -338,6 +342,12 @@ def drm_sched_pick_best(
 async def drm_sched_entity_push_job(sched_job: DrmSchedJob) -> None:
     """``drm_sched_entity_push_job()``: queue; the first job adds the entity and kicks the run work.
 
+    "After the sched_job is pushed into the entity queue, it may be completed
+    and freed up at any time": there is a yield point right after
+    ``spsc_queue_push()``, where the run work (queued by someone else) can
+    pop, run, complete and free the job before this function goes on, and
+    nothing after it touches the job.
+
     Pushing the first job onto a killed entity only logs an error: that job
     will never run and its finished fence never signals.
     """
@@ -347,20 +357,22 @@ async def drm_sched_entity_push_job(sched_job: DrmSchedJob) -> None:
     assert entity is not None and entity.rq is not None
     entity.rq.sched.score.v += 1
     entity.last_user = k.current
-    sched_job.submit_ts = k.now
-    first = not entity.job_queue
-    entity.job_queue.append(sched_job)
+    sched_job.submit_ts = submit_ts = k.now
     sched_job.state = "queued"
     k.ev("drm_sched_push_job", entity.name, f"job #{sched_job.id}")
+    first = not entity.job_queue
+    entity.job_queue.append(sched_job)  # spsc_queue_push()
+    await preempt()
     if first:
         with entity.lock:
             if entity.stopped:
                 k.ev("DRM_ERROR", entity.name, "Trying to push to a killed entity")
-                sched_job.state = "lost: pushed to a killed entity"
+                if sched_job in entity.job_queue:  # still queued, so not freed
+                    sched_job.state = "lost: pushed to a killed entity"
                 return
             rq = entity.rq
             sched = rq.sched
             with rq.lock:
                 drm_sched_rq_add_entity(rq, entity)
-                drm_sched_rq_update_fifo_locked(entity, rq, sched_job.submit_ts)
-        drm_sched_wakeup(sched)
+                drm_sched_rq_update_fifo_locked(entity, rq, submit_ts)
+        await drm_sched_wakeup(sched)

@@ -19,7 +19,7 @@ from ..dma_buf.dma_fence import (
     dma_fence_init,
     dma_fence_put_atomic,
     dma_fence_set_error,
-    dma_fence_signal_atomic,
+    dma_fence_signal,
 )
 from ..errno import ErrPtr
 from ..mm.gfp import GFP_KERNEL
@@ -124,16 +124,16 @@ def drm_sched_fence_free(fence: DrmSchedFence) -> None:
         _free(fence)
 
 
-def drm_sched_fence_scheduled(fence: DrmSchedFence, parent: DmaFence | ErrPtr | None) -> None:
+async def drm_sched_fence_scheduled(fence: DrmSchedFence, parent: DmaFence | ErrPtr | None) -> None:
     """``drm_sched_fence_scheduled()``: record a real parent, then signal ``scheduled``."""
     if isinstance(parent, DmaFence):
         dma_fence_get_atomic(parent)
         fence.parent = parent
-    dma_fence_signal_atomic(fence.scheduled)
+    await dma_fence_signal(fence.scheduled)
 
 
-def drm_sched_fence_finished(fence: DrmSchedFence, result: int) -> None:
+async def drm_sched_fence_finished(fence: DrmSchedFence, result: int) -> None:
     """``drm_sched_fence_finished()``: set the error (if any), signal ``finished``."""
     if result:
         dma_fence_set_error(fence.finished, result)
-    dma_fence_signal_atomic(fence.finished)
+    await dma_fence_signal(fence.finished)

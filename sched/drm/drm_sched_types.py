@@ -3,6 +3,11 @@
 Shared by :mod:`.drm_sched_fence`, :mod:`.drm_sched_entity` and
 :mod:`.drm_sched`; also the run-queue helpers of sched_main.c that the
 entity code calls, and the "kick the submit work" helpers.
+
+The kick helpers read ``pause_submit`` with ``READ_ONCE()`` and then queue
+the work: ``drm_sched_stop()`` (``WRITE_ONCE()`` + ``cancel_work_sync()``)
+can run entirely in between, so the work is queued on a stopped scheduler.
+``queue_work`` starts with a yield point, which is that window.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any, Final
 
 from ..core.thread import SimThread
 from ..core.waitqueue import WaitQueue
-from ..deferred.workqueue import DelayedWork, Workqueue, WorkStruct, queue_work_atomic
+from ..deferred.workqueue import DelayedWork, Workqueue, WorkStruct, queue_work, queue_work_atomic
 from ..dma_buf.dma_fence import DMA_FENCE_FLAG_USER_BITS, DmaFence, DmaFenceCb
 from ..errno import ErrPtr
 from ..locking.atomic import Atomic
@@ -252,26 +257,38 @@ def drm_sched_rq_remove_entity(rq: DrmSchedRq, entity: DrmSchedEntity) -> None:
         _rq_remove_fifo_locked(entity, rq)
 
 
-def drm_sched_run_job_queue_atomic(sched: DrmGpuScheduler) -> None:
-    """``drm_sched_run_job_queue()`` without the yield point."""
+async def drm_sched_run_job_queue(sched: DrmGpuScheduler) -> None:
+    """``drm_sched_run_job_queue()``: ``READ_ONCE(pause_submit)``, a yield point, ``queue_work``."""
     if not sched.pause_submit:
         assert sched.submit_wq is not None and sched.work_run_job is not None
-        queue_work_atomic(sched.submit_wq, sched.work_run_job)
+        await queue_work(sched.submit_wq, sched.work_run_job)
 
 
-def drm_sched_wakeup(sched: DrmGpuScheduler) -> None:
-    """``drm_sched_wakeup()``: kick the run work (callable from fence callbacks)."""
-    drm_sched_run_job_queue_atomic(sched)
+async def drm_sched_wakeup(sched: DrmGpuScheduler) -> None:
+    """``drm_sched_wakeup()``: kick the run work (from push_job and fence callbacks)."""
+    await drm_sched_run_job_queue(sched)
 
 
-def __drm_sched_run_free_queue(sched: DrmGpuScheduler) -> None:
-    """``__drm_sched_run_free_queue()``."""
+async def __drm_sched_run_free_queue(sched: DrmGpuScheduler) -> None:
+    """``__drm_sched_run_free_queue()``: ``READ_ONCE(pause_submit)``, a yield point,
+    ``queue_work`` (reached from ``drm_sched_job_done()``, a fence callback)."""
+    if not sched.pause_submit:
+        assert sched.submit_wq is not None and sched.work_free_job is not None
+        await queue_work(sched.submit_wq, sched.work_free_job)
+
+
+def __drm_sched_run_free_queue_locked(sched: DrmGpuScheduler) -> None:
+    """``__drm_sched_run_free_queue()`` from ``drm_sched_run_free_queue()`` (the free work,
+    under ``job_list_lock``), with no yield point between the read and the queueing.
+
+    The kernel has the same window there, but nothing can tell: a
+    ``drm_sched_stop()`` that runs inside it waits in ``cancel_work_sync()``
+    for this very (running) free work, and meanwhile the work cannot be
+    queued (the cancel disables it), or is dequeued by the cancel.
+    """
     if not sched.pause_submit:
         assert sched.submit_wq is not None and sched.work_free_job is not None
         queue_work_atomic(sched.submit_wq, sched.work_free_job)
-
-
-drm_sched_run_free_queue_atomic = __drm_sched_run_free_queue
 
 
 def to_drm_sched_fence(f: DmaFence) -> DrmSchedFence | None:

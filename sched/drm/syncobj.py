@@ -22,11 +22,11 @@ from ..core.waitqueue import WaitQueue
 from ..dma_buf.dma_fence import (
     DmaFence,
     DmaFenceCb,
-    dma_fence_add_callback_atomic,
+    dma_fence_add_callback,
     dma_fence_get_atomic,
     dma_fence_get_stub_atomic,
     dma_fence_put_atomic,
-    dma_fence_remove_callback_atomic,
+    dma_fence_remove_callback,
     dma_fence_test_signaled_flag,
     dma_fence_wait_timeout,
 )
@@ -38,7 +38,7 @@ from ..dma_buf.dma_fence_chain import (
 )
 from ..errno import EINVAL, ENOENT, ENOMEM, ETIME
 from ..locking.lockdep import might_sleep
-from ..locking.refcount import Kref, kref_get, kref_put
+from ..locking.refcount import Kref, kref_get, kref_get_atomic, kref_put
 from ..locking.spin import SyncSpinLock
 from ..mm.gfp import GFP_KERNEL
 from ..mm.memory import kfree, kzalloc
@@ -145,8 +145,8 @@ async def drm_syncobj_find(file: object, handle: int) -> DrmSyncobj | None:
     h = _handles(file)
     with h.lock:
         syncobj = h.table.get(handle)
-    if syncobj is not None:
-        await drm_syncobj_get(syncobj)
+        if syncobj is not None:
+            kref_get_atomic(syncobj.refcount)  # under the table lock: destroy cannot free it
     return syncobj
 
 
@@ -269,7 +269,7 @@ class _ArrayWait:
         return None
 
 
-def _array_wait_cb(fence: DmaFence, cb: DmaFenceCb) -> None:
+async def _array_wait_cb(fence: DmaFence, cb: DmaFenceCb) -> None:
     wait = cb.container
     assert isinstance(wait, _ArrayWait)
     if wait.thread.blocked_on is wait:
@@ -317,7 +317,7 @@ async def drm_syncobj_wait(
                         return 0, i
                 for fence, cb in zip(fences, cbs, strict=True):
                     if cb.fence is None:
-                        dma_fence_add_callback_atomic(fence, cb, _array_wait_cb)
+                        await dma_fence_add_callback(fence, cb, _array_wait_cb)
                 left = deadline - k.now
                 if left <= 0:
                     return -ETIME, 0
@@ -328,7 +328,7 @@ async def drm_syncobj_wait(
         finally:
             for fence, cb in zip(fences, cbs, strict=True):
                 if cb.fence is fence:
-                    dma_fence_remove_callback_atomic(fence, cb)
+                    await dma_fence_remove_callback(fence, cb)
     finally:
         for fence in fences:
             dma_fence_put_atomic(fence)

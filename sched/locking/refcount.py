@@ -72,6 +72,18 @@ async def refcount_inc(r: RefCount) -> None:
     await refcount_add(1, r)
 
 
+def refcount_inc_atomic(r: RefCount) -> None:
+    """``refcount_inc()`` without the yield point, for a caller that holds the lock
+    which keeps the object alive (a lookup under its table lock)."""
+    old = r.refs
+    r.refs = old + 1
+    current_kernel().ev("refcount_inc", r.name, str(r.refs))
+    if old == 0:
+        _saturate(r, "addition on 0; use-after-free.")
+    elif old < 0 or old + 1 > REFCOUNT_MAX:
+        _saturate(r, "saturated; leaking memory.")
+
+
 async def refcount_add_not_zero(i: int, r: RefCount) -> bool:
     await preempt()
     old = r.refs
@@ -159,6 +171,11 @@ async def kref_read(kref: Kref) -> int:
 
 async def kref_get(kref: Kref) -> None:
     await refcount_inc(kref.refcount)
+
+
+def kref_get_atomic(kref: Kref) -> None:
+    """``kref_get()`` without the yield point (see :func:`refcount_inc_atomic`)."""
+    refcount_inc_atomic(kref.refcount)
 
 
 async def kref_get_unless_zero(kref: Kref) -> bool:

@@ -28,7 +28,6 @@ from panthor_testbed.sched import (
     dma_fence_remove_callback,
     dma_fence_set_error,
     dma_fence_signal,
-    dma_fence_signal_atomic,
     dma_fence_test_signaled_flag,
     dma_fence_wait,
     dma_fence_wait_timeout,
@@ -67,7 +66,7 @@ class SimpleCb(DmaFenceCb):
         self.seen = False
 
 
-def simple_callback(f: DmaFence, cb: DmaFenceCb) -> None:
+async def simple_callback(f: DmaFence, cb: DmaFenceCb) -> None:
     assert isinstance(cb, SimpleCb)
     cb.seen = True
 
@@ -203,7 +202,7 @@ async def test_wait_timeout() -> None:
         await dma_fence_enable_sw_signaling(f)
         assert await dma_fence_wait_timeout(f, False, 1) == 0
         assert k.now == 1_000_000
-        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal_atomic(f)), "wait_timer")
+        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal(f)), "wait_timer")
         left = await dma_fence_wait_timeout(f, False, HZ)
         assert left == HZ - 1
         await dma_fence_signal(f)
@@ -276,7 +275,7 @@ async def test_callbacks_run_in_the_signaller() -> None:
         f = await mock_fence()
         seen: list[tuple[str, int]] = []
 
-        def cb_fn(fence: DmaFence, cb: DmaFenceCb) -> None:
+        async def cb_fn(fence: DmaFence, cb: DmaFenceCb) -> None:
             cur = k.current
             assert cur is not None
             seen.append((cur.name, cur.preempt_count))

@@ -23,7 +23,6 @@ from panthor_testbed.sched import (
     dma_fence_init,
     dma_fence_put,
     dma_fence_signal,
-    dma_fence_signal_atomic,
     dma_resv_add_fence,
     dma_resv_assert_held,
     dma_resv_fini,
@@ -273,7 +272,7 @@ async def test_wait_timeout_by_usage() -> None:
         await dma_resv_add_fence(resv, w, DMA_RESV_USAGE_WRITE)
         await dma_resv_add_fence(resv, r, DMA_RESV_USAGE_READ)
         await dma_resv_unlock(resv)
-        k.add_timer(3_000_000, softirq(lambda: dma_fence_signal_atomic(w)), "gpu")
+        k.add_timer(3_000_000, softirq(lambda: dma_fence_signal(w)), "gpu")
         assert await dma_resv_wait_timeout(resv, DMA_RESV_USAGE_WRITE, False, 10) == 7
         assert await dma_resv_wait_timeout(resv, DMA_RESV_USAGE_READ, False, 5) == 0
         assert await dma_resv_wait_timeout(resv, DMA_RESV_USAGE_WRITE, False, 0) == 1

@@ -26,7 +26,6 @@ from panthor_testbed.sched import (
     dma_fence_get,
     dma_fence_put,
     dma_fence_signal,
-    dma_fence_signal_atomic,
     dma_fence_test_signaled_flag,
     dma_fence_wait,
     drm_sched_entity_destroy,
@@ -43,6 +42,7 @@ from panthor_testbed.sched import (
     drm_sched_stop,
     kfree,
     kzalloc,
+    queue_work,
     softirq,
 )
 from panthor_testbed.sched.core.harness import arun
@@ -284,15 +284,28 @@ async def new_sched(
     return sched, entity
 
 
-async def push(entity: DrmSchedEntity, tag: int, deps: tuple[DmaFence, ...] = ()) -> SyncJob:
+async def push(
+    entity: DrmSchedEntity, tag: int, deps: tuple[DmaFence, ...] = ()
+) -> tuple[DmaFence, DmaFence]:
+    """Submit a job; returns references on its scheduled and finished fences, taken
+    before the push (a pushed job "may be completed and freed up at any time")."""
     job = await kzalloc(lambda: SyncJob(tag), GFP_KERNEL)
     assert job is not None
     assert await drm_sched_job_init(job, entity, 1, None) == 0
     for d in deps:
         await drm_sched_job_add_dependency(job, await dma_fence_get(d))
     await drm_sched_job_arm(job)
+    assert job.s_fence is not None
+    scheduled = await dma_fence_get(job.s_fence.scheduled)
+    finished = await dma_fence_get(job.s_fence.finished)
+    assert scheduled is not None and finished is not None
     await drm_sched_entity_push_job(job)
-    return job
+    return scheduled, finished
+
+
+async def put_all(*fences: DmaFence) -> None:
+    for f in fences:
+        await dma_fence_put(f)
 
 
 async def test_null_run_job_finishes_in_the_run_work_and_frees_from_the_free_work() -> None:
@@ -301,13 +314,10 @@ async def test_null_run_job_finishes_in_the_run_work_and_frees_from_the_free_wor
     async def body(k: Kernel) -> None:
         ops = SyncOps(k)
         sched, entity = await new_sched(k, ops)
-        job = await push(entity, 1)
-        assert job.s_fence is not None
-        finished = await dma_fence_get(job.s_fence.finished)
-        assert finished is not None
+        scheduled, finished = await push(entity, 1)
         await dma_fence_wait(finished, False)
         seen["error"] = finished.error
-        await dma_fence_put(finished)
+        await put_all(scheduled, finished)
         await drm_sched_entity_destroy(entity)
         await drm_sched_fini(sched)
         seen["freed"] = ops.freed
@@ -322,11 +332,7 @@ async def test_err_ptr_run_job_goes_to_the_finished_fence() -> None:
     async def body(k: Kernel) -> None:
         ops = SyncOps(k, -EIO)
         sched, entity = await new_sched(k, ops)
-        job = await push(entity, 1)
-        assert job.s_fence is not None
-        scheduled = await dma_fence_get(job.s_fence.scheduled)
-        finished = await dma_fence_get(job.s_fence.finished)
-        assert finished is not None and scheduled is not None
+        scheduled, finished = await push(entity, 1)
         await dma_fence_wait(finished, False)
         seen["error"] = finished.error
         seen["scheduled"] = int(dma_fence_test_signaled_flag(scheduled))
@@ -365,7 +371,7 @@ async def test_stop_frees_parentless_jobs_inline_and_start_resumes_queued_ones()
         gate = DmaFence(None, None, dma_fence_context_alloc(1), 1)
         gate.signaller_hint = "the test"
         for tag in range(3):
-            await push(entity, tag, (gate,) if tag == 2 else ())
+            await put_all(*await push(entity, tag, (gate,) if tag == 2 else ()))
         while len(ops.ran) < 2:
             await k.sleep_ns(1000)
         await drm_sched_stop(sched, None)
@@ -422,8 +428,9 @@ async def test_entity_fini_kills_queued_jobs_with_esrch() -> None:
         ops = SyncOps(k)
         sched, entity = await new_sched(k, ops)
         gate = DmaFence(None, None, dma_fence_context_alloc(1), 1)
-        jobs = [await push(entity, tag, (gate,)) for tag in range(2)]
-        finished = [await dma_fence_get(j.s_fence.finished) for j in jobs if j.s_fence]
+        pushed = [await push(entity, tag, (gate,)) for tag in range(2)]
+        await put_all(*(scheduled for scheduled, _ in pushed))
+        finished = [f for _, f in pushed]
         await k.sleep_ns(1000)
         await drm_sched_entity_fini(entity)  # kill: no flush
         await dma_fence_signal(gate)  # the dependency: killed jobs wait for it first
@@ -450,11 +457,10 @@ async def test_dependencies_same_entity_skipped_same_sched_waits_for_scheduled()
         sched, e1 = await new_sched(k, ops)
         e2 = DrmSchedEntity("e2")
         assert await drm_sched_entity_init(e2, 0, [sched], 1, None) == 0
-        j1 = await push(e1, 1)
-        assert j1.s_fence is not None
-        j2 = await push(e1, 2, (j1.s_fence.finished,))  # same entity: skipped
-        j3 = await push(e2, 3, (j1.s_fence.finished,))  # same scheduler: waits for scheduled
-        del j2, j3
+        s1, f1 = await push(e1, 1)
+        j2 = await push(e1, 2, (f1,))  # same entity: skipped
+        j3 = await push(e2, 3, (f1,))  # same scheduler: waits for scheduled
+        await put_all(s1, f1, *j2, *j3)
         await drm_sched_entity_destroy(e1)
         await drm_sched_entity_destroy(e2)
         await drm_sched_fini(sched)
@@ -468,10 +474,10 @@ async def test_foreign_dependency_wakes_the_scheduler() -> None:
         ops = SyncOps(k)
         sched, entity = await new_sched(k, ops)
         gate = DmaFence(None, None, dma_fence_context_alloc(1), 1)
-        await push(entity, 1, (gate,))
+        await put_all(*await push(entity, 1, (gate,)))
         await k.sleep_ns(1_000_000)
         assert ops.ran == []
-        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal_atomic(gate)), "gate")
+        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal(gate)), "gate")
         await drm_sched_entity_destroy(entity)  # flush waits for it to run
         assert ops.ran == [1] and k.now >= 2_000_000
         await dma_fence_put(gate)
@@ -508,3 +514,33 @@ async def test_deadlock_report_names_the_job_and_its_signaller() -> None:
     assert f is not None and f.kind == "deadlock"
     assert "drm_sched_job_done() of job #1 of drm-mock-scheduler" in f.report
     assert "drm_mock_sched_advance() by the test" in f.report
+
+
+async def test_works_queued_on_a_stopped_scheduler_do_nothing_until_start() -> None:
+    """v6.14 ``drm_sched_run_job_work()``/``drm_sched_free_job_work()`` begin with
+    ``if (READ_ONCE(sched->pause_submit)) return;`` (v6.15 removed it): a work that gets
+    queued after ``drm_sched_stop()`` (the ``READ_ONCE(pause_submit)`` + ``queue_work``
+    windows) runs nothing before ``drm_sched_start()``."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        ops = SyncOps(k)
+        sched, entity = await new_sched(k, ops)
+        await put_all(*await push(entity, 1))
+        await k.sleep_ns(1_000_000)
+        await drm_sched_stop(sched, None)
+        await put_all(*await push(entity, 2))
+        assert sched.submit_wq is not None and sched.work_run_job is not None
+        assert sched.work_free_job is not None
+        await queue_work(sched.submit_wq, sched.work_run_job)
+        await queue_work(sched.submit_wq, sched.work_free_job)
+        await k.sleep_ns(1_000_000)
+        seen["while-stopped"] = list(ops.ran)
+        await drm_sched_start(sched, 0)
+        await drm_sched_entity_destroy(entity)
+        await drain(k, sched)
+        await drm_sched_fini(sched)
+        seen["ran"] = list(ops.ran)
+
+    await run_case(body)
+    assert seen == {"while-stopped": [1], "ran": [1, 2]}

@@ -111,11 +111,21 @@ class BindOps(DrmSchedBackendOps):
         kfree(job)
 
 
-async def vm_bind_sched(ops: DrmSchedBackendOps) -> tuple[DrmGpuScheduler, DrmSchedEntity]:
-    """``panthor_vm_create()``'s scheduler: an unbound "panthor-vm-bind" queue, 1 credit."""
+async def vm_bind_sched(
+    ops: DrmSchedBackendOps, allocated: bool = False
+) -> tuple[DrmGpuScheduler, DrmSchedEntity]:
+    """``panthor_vm_create()``'s scheduler: an unbound "panthor-vm-bind" queue, 1 credit.
+
+    ``allocated``: the scheduler comes from kzalloc (it is embedded in the
+    kzalloc'd ``struct panthor_vm``), so a use after its kfree is caught."""
     wq = await alloc_workqueue("panthor-vm-bind", WQ_UNBOUND, 0)
     assert wq is not None
-    sched = DrmGpuScheduler("panthor-vm-bind")
+    if allocated:
+        got = await kzalloc(lambda: DrmGpuScheduler("panthor-vm-bind"), GFP_KERNEL)
+        assert got is not None
+        sched = got
+    else:
+        sched = DrmGpuScheduler("panthor-vm-bind")
     assert (
         await drm_sched_init(
             sched, ops, wq, 1, 1, 0, MAX_SCHEDULE_TIMEOUT, None, None, "panthor-vm-bind", None
@@ -158,15 +168,24 @@ def _k() -> Kernel:
     return current_kernel()
 
 
-async def submit(entity: DrmSchedEntity, tag: int, deps: list[DmaFence]) -> BindJob:
+async def submit(
+    entity: DrmSchedEntity, tag: int, deps: list[DmaFence], out: list[DmaFence] | None = None
+) -> None:
+    """Init, add the dependencies, arm, push. ``out`` gets a reference on the finished
+    fence, taken before the push: once pushed, the job "may be completed and freed up at
+    any time" (as panthor, which takes its out-fences between arm and push)."""
     job = await kzalloc(lambda: BindJob(tag), GFP_KERNEL)
     assert job is not None
     assert await drm_sched_job_init(job, entity, 1, None) == 0
     for d in deps:
         await drm_sched_job_add_dependency(job, await dma_fence_get(d))
     await drm_sched_job_arm(job)
+    if out is not None:
+        assert job.s_fence is not None
+        f = await dma_fence_get(job.s_fence.finished)
+        assert f is not None
+        out.append(f)
     await drm_sched_entity_push_job(job)
-    return job
 
 
 # ---------------------------------------------------------------------- 1. alloc in run_job
@@ -211,11 +230,7 @@ async def _reset_scenario(k: Kernel) -> None:
 
     async def ioctl() -> None:
         for tag, deps in ((0, []), (1, [gate])):
-            job = await submit(entity, tag, deps)
-            assert job.s_fence is not None
-            f = await dma_fence_get(job.s_fence.finished)
-            assert f is not None
-            finished.append(f)
+            await submit(entity, tag, deps, finished)
 
     async def reset() -> None:
         await drm_sched_stop(sched, None)  # panthor_mmu_pre_reset()
@@ -349,7 +364,7 @@ class FreeToCleanupOps(BindOps):
     """panthor's free_job: cleanup, then the heavy part on "panthor-cleanup"; the last
     cleanup drops the last VM reference, so ``panthor_vm_free()`` runs in that work:
     ``drm_sched_entity_destroy()`` + ``drm_sched_fini()`` while the free work that
-    queued it may still be finishing."""
+    queued it may still be finishing, then ``kfree(vm)`` (the scheduler with it)."""
 
     def __init__(self, k: Kernel) -> None:
         super().__init__(alloc_in_run_job=False)
@@ -369,30 +384,34 @@ class FreeToCleanupOps(BindOps):
         sched, entity = self.vm
         await drm_sched_entity_destroy(entity)
         await drm_sched_fini(sched)
+        kfree(sched)
         await complete(self.freed_vm)
 
 
 async def _vm_free_after_last_job(k: Kernel) -> None:
     ops = FreeToCleanupOps(k)
     ops.cleanup_wq = await alloc_workqueue("panthor-cleanup", WQ_UNBOUND, 0)
-    sched, entity = await vm_bind_sched(ops)
+    sched, entity = await vm_bind_sched(ops, allocated=True)
     ops.vm = (sched, entity)
+    wq = sched.submit_wq
     await submit(entity, 0, [])
     await wait_for_completion(ops.freed_vm)
     await k.sleep_ns(1_000_000)
-    assert ops.cleanup_wq is not None and sched.submit_wq is not None
+    assert ops.cleanup_wq is not None and wq is not None
     await destroy_workqueue(ops.cleanup_wq)
-    await destroy_workqueue(sched.submit_wq)
+    await destroy_workqueue(wq)
 
 
 async def test_vm_free_from_cleanup_races_the_free_work_requeueing_the_run_work() -> None:
     """v6.14: ``drm_sched_free_job_work()`` ends with ``drm_sched_run_job_queue()``, which
     reads ``pause_submit`` and then queues the run work. If ``drm_sched_fini()`` (here from
     the cleanup work the free_job just queued, as in panthor) sets ``pause_submit`` and
-    cancels the run work in between, the run work is queued again after the cancel and
-    runs on the finalised scheduler. The canonical schedule is clean; random schedules find
-    the interleaving (it needs two preemptions: the exhaustive explorer with bound 2 finds it
-    too, after ~16000 schedules)."""
+    cancels the run work in between, the run work is queued again after the cancel, on a
+    queue nothing drains (``vm->wq``). ``panthor_vm_free()`` then frees the VM, and the
+    scheduler in it; when the run work runs, its ``READ_ONCE(sched->pause_submit)``
+    prologue reads freed memory (v6.15, without that prologue, goes on into the freed run
+    queues). The canonical schedule is clean; random schedules find the interleaving (it
+    needs two preemptions)."""
     k = await arun(_vm_free_after_last_job)
     assert not k.failures, [f.message for f in k.failures]
     found = None
@@ -402,6 +421,5 @@ async def test_vm_free_from_cleanup_races_the_free_work_requeueing_the_run_work(
             found = k.primary_failure
             break
     assert found is not None, "the race was not found in 200 random schedules"
-    assert found.signature == "exception:BUG:drm_sched_select_entity-after-fini" or (
-        found.kind == "use-after-free" and "DrmSchedRq" in found.message
-    ), found.message
+    assert found.signature == "use-after-free:DrmGpuScheduler:read of .pause_submit", found.message
+    assert "drm_sched_run_job_work" in found.report, found.report

@@ -39,7 +39,6 @@ from panthor_testbed.sched import (
     dma_fence_end_signalling,
     dma_fence_put,
     dma_fence_signal,
-    dma_fence_signal_atomic,
     flush_delayed_work,
     flush_work,
     kfree,
@@ -785,8 +784,8 @@ def _signal_b_from_a_callback(same_site: bool) -> Scenario:
             a = DmaFence(ops, None, ctx, 1)
             b = DmaFence(ops, None, ctx + 1, 1)
 
-        def signal_b(fence: DmaFence, cb: DmaFenceCb) -> None:
-            dma_fence_signal_atomic(b)  # under a's lock
+        async def signal_b(fence: DmaFence, cb: DmaFenceCb) -> None:
+            await dma_fence_signal(b)  # under a's lock
 
         assert await dma_fence_add_callback(a, DmaFenceCb(), signal_b) == 0
         await dma_fence_signal(a)

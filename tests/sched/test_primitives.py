@@ -13,6 +13,8 @@ from panthor_testbed.sched import (
     Mutex,
     RefCount,
     RoundRobin,
+    SimThread,
+    SyncSpinLock,
     atomic_cmpxchg,
     atomic_dec_and_test,
     atomic_inc_return,
@@ -238,3 +240,57 @@ def test_mutex_fairness_allows_stealing_but_no_starvation_in_canonical() -> None
 
     run(scenario, strategy=RoundRobin())
     assert sorted(order) == ["a", "b", "c"]
+
+
+def test_spinlock_held_across_yield_points_excludes_and_makes_contenders_spin() -> None:
+    """``async with`` a SyncSpinLock: the section may yield; a contender waits (spins)
+    until it is released, and holding it is atomic context."""
+    inside = [0]
+    worst = [0]
+    spun = [False]
+
+    async def scenario(k: Kernel) -> None:
+        lock = SyncSpinLock("l", "&l")
+        threads: list[SimThread] = []
+
+        async def worker() -> None:
+            async with lock:
+                cur = k.current
+                assert cur is not None and cur.preempt_count == 1
+                inside[0] += 1
+                worst[0] = max(worst[0], inside[0])
+                await preempt()
+                spun[0] = spun[0] or any(t.blocked_on is lock.spinners for t in threads)
+                inside[0] -= 1
+            cur = k.current
+            assert cur is not None and cur.preempt_count == 0
+
+        threads.extend(k.spawn(worker, name=f"w{i}") for i in range(2))
+        for t in threads:
+            await t.join()
+
+    r = explore_all(scenario, preemption_bound=2)
+    assert r.complete and not r.failing, [kk.primary_failure for kk, _ in r.failing]
+    assert worst[0] == 1 and spun[0]
+
+
+def test_sync_acquire_of_a_spinlock_held_across_a_yield_point_is_a_model_bug() -> None:
+    async def scenario(k: Kernel) -> None:
+        lock = SyncSpinLock("l", "&l")
+
+        async def holder() -> None:
+            async with lock:
+                await k.sleep_ns(1000)
+
+        async def sync_taker() -> None:
+            with lock:
+                pass
+
+        t = k.spawn(holder, name="holder")
+        await preempt()
+        await k.spawn(sync_taker, name="taker").join()
+        await t.join()
+
+    k = run(scenario)
+    f = k.primary_failure
+    assert f is not None and f.signature == "invariant:spinlock-yield:&l", f

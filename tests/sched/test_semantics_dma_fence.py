@@ -22,12 +22,12 @@ from panthor_testbed.sched import (
     dma_fence_remove_callback,
     dma_fence_set_error,
     dma_fence_signal,
-    dma_fence_signal_atomic,
     dma_fence_test_signaled_flag,
     dma_fence_wait,
     dma_fence_wait_timeout,
     is_freed,
     kmalloc,
+    msleep,
     softirq,
 )
 from panthor_testbed.sched.core.clock import NSEC_PER_JIFFY
@@ -59,7 +59,7 @@ class RecordingCb(DmaFenceCb):
         self.calls: list[tuple[int, bool]] = []
 
 
-def record(f: DmaFence, cb: DmaFenceCb) -> None:
+async def record(f: DmaFence, cb: DmaFenceCb) -> None:
     assert isinstance(cb, RecordingCb)
     cb.calls.append((f.error, dma_fence_test_signaled_flag(f)))
 
@@ -75,6 +75,7 @@ async def test_release_with_pending_callbacks_signals_them_with_edeadlk() -> Non
         for cb in cbs:
             assert await dma_fence_add_callback(f, cb, record) == 0
         await dma_fence_put(f)
+        await msleep(1)  # the model releases it from the irq_work thread (docs/kernel-objects.md)
         seen["freed"] = is_freed(f)
 
     k = await arun(body, config=KernelConfig(warn_fatal=False))
@@ -235,7 +236,7 @@ class CountingOps(DmaFenceOps):
         self.calls = 0
         self.result = result
 
-    def enable_signaling(self, fence: DmaFence) -> bool:
+    async def enable_signaling(self, fence: DmaFence) -> bool:
         self.calls += 1
         return self.result
 
@@ -285,10 +286,10 @@ async def test_wait_returns_zero_and_timeout_wait_counts_a_started_jiffy() -> No
     async def body(k: Kernel) -> None:
         ctx = dma_fence_context_alloc(1)
         f = DmaFence(OPS, None, ctx, 1)
-        k.add_timer(NSEC_PER_JIFFY, softirq(lambda: dma_fence_signal_atomic(f)), "sig")
+        k.add_timer(NSEC_PER_JIFFY, softirq(lambda: dma_fence_signal(f)), "sig")
         got["wait"] = await dma_fence_wait(f, False)
         g = DmaFence(OPS, None, ctx, 2)
-        k.add_timer(5 * NSEC_PER_JIFFY - 1, softirq(lambda: dma_fence_signal_atomic(g)), "sig")
+        k.add_timer(5 * NSEC_PER_JIFFY - 1, softirq(lambda: dma_fence_signal(g)), "sig")
         got["timeout"] = await dma_fence_wait_timeout(g, False, 5)
 
     k = await arun(body)

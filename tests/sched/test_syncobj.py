@@ -18,7 +18,6 @@ from panthor_testbed.sched import (
     dma_fence_is_signaled,
     dma_fence_put,
     dma_fence_signal,
-    dma_fence_signal_atomic,
     dma_fence_wait,
     drm_syncobj_add_point,
     drm_syncobj_create,
@@ -137,7 +136,7 @@ async def test_chain_signals_only_when_every_earlier_point_has() -> None:
         await dma_fence_signal(f2)
         await k.sleep_ns(1_000)
         assert not await dma_fence_is_signaled(p2)  # point 1 is still pending
-        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal_atomic(f1)), "gpu")
+        k.add_timer(1_000_000, softirq(lambda: dma_fence_signal(f1)), "gpu")
         await dma_fence_wait(p2, False)
         assert k.now == 1_001_000
         for x in (p2, f1, f2):
@@ -153,11 +152,11 @@ async def test_wait_all_any_and_timeout() -> None:
         fa, fb = fence(), fence()
         ha, hb = await new_syncobj(file, fa), await new_syncobj(file, fb)
         assert await drm_syncobj_wait(file, [ha, hb], None, 1_000_000, 0) == (-ETIME, 0)
-        k.add_timer(500_000, softirq(lambda: dma_fence_signal_atomic(fb)), "b")
+        k.add_timer(500_000, softirq(lambda: dma_fence_signal(fb)), "b")
         assert await drm_syncobj_wait(file, [ha, hb], None, 10_000_000, 0) == (0, 1)
         flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL
         assert await drm_syncobj_wait(file, [ha, hb], None, 1_000_000, flags) == (-ETIME, 0)
-        k.add_timer(500_000, softirq(lambda: dma_fence_signal_atomic(fa)), "a")
+        k.add_timer(500_000, softirq(lambda: dma_fence_signal(fa)), "a")
         assert await drm_syncobj_wait(file, [ha, hb], None, 10_000_000, flags) == (0, 0)
         for h in (ha, hb):
             await drm_syncobj_destroy(file, h)
@@ -218,3 +217,34 @@ async def test_out_sync_attached_while_a_waiter_looks_it_up() -> None:
     r = await aexplore_all(scenario, preemption_bound=2)
     assert r.complete and not r.failing, [k.primary_failure for k, _ in r.failing]
     assert set(seen) == {0, -EINVAL}
+
+
+async def test_find_takes_its_reference_under_the_table_lock() -> None:
+    """drivers/gpu/drm/drm_syncobj.c ``drm_syncobj_find()``: ``spin_lock(&file_private->
+    syncobj_table_lock); syncobj = idr_find(...); if (syncobj) drm_syncobj_get(syncobj);
+    spin_unlock(...)``, and ``drm_syncobj_destroy()`` removes the handle under the same
+    lock before its put: a lookup racing the destroy of the same handle gets either
+    nothing or a live reference, never a reference on a freed object."""
+    found: list[bool] = []
+
+    async def scenario(k: Kernel) -> None:
+        file = SyncobjHandles()
+        handle = await new_syncobj(file, fence())
+
+        async def lookup() -> None:
+            ret, f = await drm_syncobj_find_fence(file, handle, 0, 0)
+            found.append(ret == 0)
+            if f is not None:
+                await dma_fence_signal(f)
+                await dma_fence_put(f)
+
+        async def destroy() -> None:
+            assert await drm_syncobj_destroy(file, handle) == 0
+
+        threads = [k.spawn(lookup, name="lookup"), k.spawn(destroy, name="destroy")]
+        for t in threads:
+            await t.join()
+
+    r = await aexplore_all(scenario, preemption_bound=2)
+    assert r.complete and not r.failing, [kk.primary_failure for kk, _ in r.failing]
+    assert True in found and False in found

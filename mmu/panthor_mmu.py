@@ -1346,10 +1346,12 @@ async def panthor_vm_prepare_map_op_ctx(
         # We could optimize L3 allocation by iterating over the sgt and merging
         # 2M contiguous blocks, but it's simpler to over-provision and return
         # the pages if they're not used.
+        # u64 arithmetic: near the top of the address space va + size wraps,
+        # and so does each difference.
         pt_count = (
-            ((ALIGN(va + size, 1 << 39) - ALIGN_DOWN(va, 1 << 39)) >> 39)
-            + ((ALIGN(va + size, 1 << 30) - ALIGN_DOWN(va, 1 << 30)) >> 30)
-            + ((ALIGN(va + size, 1 << 21) - ALIGN_DOWN(va, 1 << 21)) >> 21)
+            (((ALIGN(va + size, 1 << 39) - ALIGN_DOWN(va, 1 << 39)) & U64_MAX) >> 39)
+            + (((ALIGN(va + size, 1 << 30) - ALIGN_DOWN(va, 1 << 30)) & U64_MAX) >> 30)
+            + (((ALIGN(va + size, 1 << 21) - ALIGN_DOWN(va, 1 << 21)) & U64_MAX) >> 21)
         )
 
         op_ctx.rsvd_page_tables.pages = await kcalloc(pt_count, GFP_KERNEL)

@@ -1355,7 +1355,8 @@ async def panthor_vm_prepare_map_op_ctx(
         )
 
         op_ctx.rsvd_page_tables.pages = await kcalloc(pt_count, GFP_KERNEL)
-        if not op_ctx.rsvd_page_tables.pages:
+        # A NULL check: kcalloc(0) is ZERO_SIZE_PTR (an empty KArray), not NULL.
+        if op_ctx.rsvd_page_tables.pages is None:
             ret = -ENOMEM
             goto = "err_cleanup"
 
@@ -1411,7 +1412,7 @@ async def panthor_vm_prepare_unmap_op_ctx(
     ret = await panthor_vm_op_ctx_prealloc_vmas(op_ctx)
     if not ret and pt_count:
         op_ctx.rsvd_page_tables.pages = await kcalloc(pt_count, GFP_KERNEL)
-        if not op_ctx.rsvd_page_tables.pages:
+        if op_ctx.rsvd_page_tables.pages is None:
             ret = -ENOMEM
         else:
             ret = await kmem_cache_alloc_bulk(

@@ -1406,7 +1406,8 @@ async def panthor_vm_prepare_unmap_op_ctx(
     if va != ALIGN(va, SZ_2M):
         pt_count += 1
 
-    if va + size != ALIGN(va + size, SZ_2M) and ALIGN(va + size, SZ_2M) != ALIGN(va, SZ_2M):
+    end = (va + size) & U64_MAX  # u64: wraps like the seed's va + size
+    if end != ALIGN(va + size, SZ_2M) and ALIGN(va + size, SZ_2M) != ALIGN(va, SZ_2M):
         pt_count += 1
 
     ret = await panthor_vm_op_ctx_prealloc_vmas(op_ctx)

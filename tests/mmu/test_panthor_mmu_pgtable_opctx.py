@@ -259,32 +259,34 @@ def test_unmap_pages_clears_the_range_and_flushes_it() -> None:
 
 
 def test_unmap_pages_short_unmap_warns_flushes_the_unmapped_part_and_is_einval() -> None:
-    """A hole at the second page: io-pgtable stops after the first (WARN), panthor WARNs,
-    flushes [iova, iova + offset + unmapped) and returns -EINVAL."""
+    """A hole at the second of 16 pages: io-pgtable stops after the first (WARN), panthor
+    WARNs, flushes [iova, iova + offset + unmapped) - one page, not the 64K asked for - and
+    returns -EINVAL."""
     out: dict[str, object] = {}
 
     async def body(k: Kernel, ptdev: PanthorDevice) -> None:
         vm = await user_vm(ptdev)
         assert await panthor_vm_active(vm) == 0
-        bo = await new_bo(3 * SZ_4K)
-        ctx = await attach_ctx(vm, bo, VA, 3 * SZ_4K)
+        bo = await new_bo(16 * SZ_4K)
+        ctx = await attach_ctx(vm, bo, VA, 16 * SZ_4K)
         assert bo.pages is not None
         ops = vm.pgtbl_ops
-        for i in (0, 2):
+        for i in (0, *range(2, 16)):
             assert (await ops.map_pages(VA + i * SZ_4K, bo.pages[i] << 12, SZ_4K, 1, 1))[0] == 0
         log = RegLog(k)
-        out["ret"] = await panthor_vm_unmap_pages(vm, VA, 3 * SZ_4K)
+        out["ret"] = await panthor_vm_unmap_pages(vm, VA, 16 * SZ_4K)
         out["writes"] = log.writes()
-        out["third"] = ops.iova_to_phys(VA + 2 * SZ_4K) != 0
-        ops.unmap_pages(VA + 2 * SZ_4K, SZ_4K, 1, None)
+        out["rest"] = all(ops.iova_to_phys(VA + i * SZ_4K) != 0 for i in range(2, 16))
+        ops.unmap_pages(VA + 2 * SZ_4K, SZ_4K, 14, None)
         await detach_ctx(vm, ctx)
         await panthor_vm_idle(vm)
         await panthor_vm_put(vm)
         await drm_gem_object_put(bo)
 
     k = run_dev(body, NO_WARN)
-    assert out["ret"] == -EINVAL and out["third"]
+    assert out["ret"] == -EINVAL and out["rest"]
     assert out["writes"] == lock_then_flush(1, VA, SZ_4K)
+    assert lock_then_flush(1, VA, SZ_4K) != lock_then_flush(1, VA, 16 * SZ_4K)
     assert [f.kind for f in k.failures] == ["warn", "warn"], failures_text(k.failures)
 
 

@@ -234,3 +234,10 @@ def run_dev(
         await tear_down(ptdev)
 
     return run(scenario, config=config, strategy=strategy)
+
+
+def assert_warns(k: Kernel, *fragments: str) -> None:
+    """The run's findings are exactly one WARN per fragment, in order, each naming it."""
+    assert [f.kind for f in k.failures] == ["warn"] * len(fragments), failures_text(k.failures)
+    for f, frag in zip(k.failures, fragments, strict=True):
+        assert frag in f.message, (frag, f.message)

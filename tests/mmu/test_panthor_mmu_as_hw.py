@@ -55,7 +55,7 @@ from panthor_testbed.sched.lib.list import list_is_on
 from .driver_fixture import (
     RegLog,
     assert_clean,
-    failures_text,
+    assert_warns,
     resets,
     run_dev,
     user_vm,
@@ -229,9 +229,7 @@ def test_mmu_hw_do_operation_locked_asserts_slots_lock() -> None:
     async def body(k: Kernel, ptdev: PanthorDevice) -> None:
         await mmu_hw_do_operation_locked(ptdev, 1, 0, 0x1000, R.AS_COMMAND_FLUSH_PT)
 
-    k = run_dev(body, NO_WARN)
-    assert [f.kind for f in k.failures] == ["warn"]
-    assert "lockdep_assert_held(mmu->as.slots_lock)" in k.failures[0].message
+    assert_warns(run_dev(body, NO_WARN), "lockdep_assert_held(mmu->as.slots_lock)")
 
 
 def test_mmu_hw_do_operation_returns_the_last_wait_and_takes_slots_lock() -> None:
@@ -381,8 +379,7 @@ def test_release_as_locked_warns_on_an_unbound_vm() -> None:
         await mutex_unlock(ptdev.mmu.as_.slots_lock)
         await panthor_vm_put(vm)
 
-    k = run_dev(body, NO_WARN)
-    assert [f.kind for f in k.failures] == ["warn"], failures_text(k.failures)
+    assert_warns(run_dev(body, NO_WARN), "vm.as_.id < 0")
 
 
 # ---------------------------------------------------------------------- panthor_vm_active
@@ -497,17 +494,23 @@ def test_vm_active_puts_the_mcu_vm_on_as0() -> None:
     assert out["ids"] == (0, 1)
 
 
-def test_vm_active_mcu_vm_warns_if_as0_is_taken() -> None:
+def test_vm_active_mcu_vm_warns_if_as0_is_taken_and_takes_it_anyway() -> None:
+    out: dict[str, object] = {}
+
     async def body(k: Kernel, ptdev: PanthorDevice) -> None:
+        assert ptdev.mmu is not None
         mcu = await panthor_vm_create(ptdev, True, 0, 1 << 32, 0, 1 << 32)
         mcu2 = await panthor_vm_create(ptdev, True, 0, 1 << 32, 0, 1 << 32)
         assert isinstance(mcu, PanthorVm) and isinstance(mcu2, PanthorVm)
         assert await panthor_vm_active(mcu) == 0
-        await panthor_vm_active(mcu2)
+        out["ret"] = await panthor_vm_active(mcu2)
+        out["ids"] = (mcu.as_.id, mcu2.as_.id, ptdev.mmu.as_.slots[0].vm is mcu2)
+        await drop(mcu2)
+        await drop(mcu)
 
     k = run_dev(body, NO_WARN)
-    assert k.failures and k.failures[0].kind == "warn"
-    assert "panthor_vm_active" in k.failures[0].message or "drm_WARN_ON" in k.failures[0].message
+    assert out == {"ret": 0, "ids": (0, 0, True)}
+    assert_warns(k, "alloc_mask.v & BIT(0)")
 
 
 def test_vm_active_evicts_the_lru_head_when_no_slot_is_free() -> None:
@@ -559,7 +562,7 @@ def test_vm_active_with_every_slot_active_warns_and_returns_ebusy() -> None:
 
     k = run_dev(body, NO_WARN, as_present=0b11)
     assert out == {"ret": -EBUSY, "writes": [], "b": (-1, 0)}
-    assert [f.kind for f in k.failures] == ["warn"], failures_text(k.failures)
+    assert_warns(k, "not lru_vm")
 
 
 def test_vm_active_on_an_unplugged_device_is_enodev() -> None:
@@ -682,8 +685,7 @@ def test_vm_idle_warns_when_the_vm_lost_its_slot_while_active() -> None:
         await mutex_unlock(ptdev.mmu.as_.slots_lock)
         await panthor_vm_put(vm)
 
-    k = run_dev(body, NO_WARN)
-    assert [f.kind for f in k.failures] == ["warn"], failures_text(k.failures)
+    assert_warns(run_dev(body, NO_WARN), "vm.as_.id == -1")
 
 
 # ---------------------------------------------------------------------- get_pgsize
@@ -819,7 +821,8 @@ def test_alloc_pt_warns_and_returns_null(case: str) -> None:
 
     k = run_dev(body, NO_WARN)
     assert out["page"] is None
-    assert [f.kind for f in k.failures] == ["warn"], failures_text(k.failures)
+    want = {"no-op-ctx": "not vm.op_ctx", "bad-size": "size != SZ_4K", "pool-empty": "drm_WARN_ON("}
+    assert_warns(k, want[case])
 
 
 def test_alloc_pt_allocates_the_root_from_the_page_allocator_and_free_pt_frees_it() -> None:

@@ -82,8 +82,8 @@ from .driver_fixture import (
     USER_VA,
     RegLog,
     assert_clean,
+    assert_warns,
     bring_up,
-    failures_text,
     new_bo,
     run_dev,
     tear_down,
@@ -399,7 +399,7 @@ def test_vm_free_warns_about_a_heap_pool_still_attached_and_destroys_it() -> Non
 
     k = run_dev(body, NO_WARN)
     assert out == {"pool_freed": True}
-    assert [f.kind for f in k.failures] == ["warn"], failures_text(k.failures)
+    assert_warns(k, "vm.heaps.pool")
 
 
 def test_vm_created_during_a_reset_is_stopped_and_vm_free_restarts_it(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from panthor_testbed.mmu import panthor_mmu
@@ -721,11 +721,16 @@ sizes = st.one_of(
 
 
 @given(st.one_of(pages, near_blocks), sizes)
+@example(SZ_1G - SZ_2M, 2 * SZ_2M)  # 2M pages stop at the 1G boundary
+@example(SZ_2M, SZ_2M - SZ_4K)  # aligned but less than 2M: 4K pages
+@example(SZ_2M - SZ_4K, SZ_2M)  # unaligned: 4K pages up to the 2M boundary
+@example(3 * SZ_1G, 5 * SZ_1G)  # 1G aligned: a whole table of 2M pages
 def test_get_pgsize_matches_a_walking_reference(addr: int, size: int) -> None:
     assert get_pgsize(addr, size) == ref_pgsize(addr, size)
 
 
 @given(st.one_of(pages, near_blocks), st.integers(1, 1 << 13).map(lambda n: n * SZ_4K))
+@example(SZ_1G - SZ_2M, 4 * SZ_2M)
 def test_get_pgsize_chunks_tile_the_range_without_crossing_a_table(addr: int, size: int) -> None:
     off = 0
     while off < size:

@@ -22,6 +22,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     IS_ERR,
     PANTHOR_VM_BIND_OP_MAP_FLAGS,
     PTR_ERR,
+    U64_MAX,
     ErrPtr,
     INIT_LIST_HEAD_returned,
     PanthorGemObject,
@@ -148,14 +149,17 @@ async def panthor_vm_prepare_map_op_ctx(
         # We could optimize L3 allocation by iterating over the sgt and merging
         # 2M contiguous blocks, but it's simpler to over-provision and return
         # the pages if they're not used.
+        # u64 arithmetic: near the top of the address space va + size wraps,
+        # and so does each difference.
         pt_count = (
-            ((ALIGN(va + size, 1 << 39) - ALIGN_DOWN(va, 1 << 39)) >> 39)
-            + ((ALIGN(va + size, 1 << 30) - ALIGN_DOWN(va, 1 << 30)) >> 30)
-            + ((ALIGN(va + size, 1 << 21) - ALIGN_DOWN(va, 1 << 21)) >> 21)
+            (((ALIGN(va + size, 1 << 39) - ALIGN_DOWN(va, 1 << 39)) & U64_MAX) >> 39)
+            + (((ALIGN(va + size, 1 << 30) - ALIGN_DOWN(va, 1 << 30)) & U64_MAX) >> 30)
+            + (((ALIGN(va + size, 1 << 21) - ALIGN_DOWN(va, 1 << 21)) & U64_MAX) >> 21)
         )
 
         op_ctx.rsvd_page_tables.pages = await kcalloc(pt_count, GFP_KERNEL)
-        if not op_ctx.rsvd_page_tables.pages:
+        # A NULL check: kcalloc(0) is ZERO_SIZE_PTR (an empty KArray), not NULL.
+        if op_ctx.rsvd_page_tables.pages is None:
             ret = -ENOMEM
             goto = "err_cleanup"
 

@@ -163,10 +163,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     if d is not None:
         print(
-            f"the recorded schedule no longer fits the run: it fits up to step {d.step} "
-            f"(choice #{d.index} of {report.recorded}: {d.why}); from there it was followed "
-            f"by thread identity ({report.followed} of {report.recorded} recorded choices "
-            f"taken), then canonically"
+            f"the recorded schedule no longer fits the run at step {d.step} "
+            f"(choice #{d.index} of {report.recorded}): {d.why}"
+        )
+        print(
+            f"followed it by thread identity from there ({report.followed} of "
+            f"{report.recorded} recorded choices taken), then canonically"
         )
     want = f"{rf.failure.get('kind')}: {rf.failure.get('message')}"
     how = "" if d is None else f" with the schedule followed up to step {d.step}"

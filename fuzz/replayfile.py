@@ -66,6 +66,7 @@ _FIELDS = (
 
 __all__ = [
     "FORMAT",
+    "KINDS",
     "Choice",
     "ReplayFile",
     "ReplayFileError",
@@ -75,20 +76,27 @@ __all__ = [
 ]
 
 
-class Choice(NamedTuple):
-    """One recorded decision: who made it, its how-many-th decision, what it picked.
+KINDS = ("yield", "block", "exit", "data")
 
-    ``pick`` is a thread identity (``name#n``), ``interrupt:<timer name>``, or
-    the value of a data choice.
+
+class Choice(NamedTuple):
+    """One recorded decision: who made it, where, its how-many-th there, what it picked.
+
+    ``kind`` is "yield" (at a yield point, the thread could have gone on),
+    "block" or "exit" (the thread blocked or exited: who runs next), or
+    "data" (a data choice). ``n`` counts the thread's earlier decisions of
+    that kind. ``pick`` is a thread identity (``name#n``),
+    ``interrupt:<timer name>``, or the value of a data choice.
     """
 
     by: str
+    kind: str
     n: int
     pick: str | int
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.by, self.n)
+    def key(self) -> tuple[str, str, int]:
+        return (self.by, self.kind, self.n)
 
 
 def split_identity(identity: str) -> tuple[str, int] | None:
@@ -318,25 +326,26 @@ class _Reader:
         return int(value)
 
     def choices(self, raw: list[Any]) -> list[Choice]:
-        seen: dict[str, int] = {}
+        seen: dict[tuple[str, str], int] = {}
         out: list[Choice] = []
         for i, c in enumerate(raw):
-            if not (isinstance(c, list) and len(c) == 3):
-                raise self.fail(f"choice #{i} must be [thread, count, pick]")
-            by, n, pick = c
+            if not (isinstance(c, list) and len(c) == 4):
+                raise self.fail(f"choice #{i} must be [thread, kind, count, pick]")
+            by, kind, n, pick = c
             if not isinstance(by, str) or split_identity(by) is None:
                 raise self.fail(f"choice #{i}: {by!r} is not a thread identity (name#n)")
-            if not _is_int(n) or n != seen.get(by, 0):
+            if kind not in KINDS:
+                raise self.fail(f"choice #{i}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            want = seen.get((by, kind), 0)
+            if not _is_int(n) or n != want:
+                raise self.fail(f"choice #{i}: {by}'s {kind} count must be {want}, got {n!r}")
+            if not valid_pick(pick) or (kind == "data") != isinstance(pick, int):
                 raise self.fail(
-                    f"choice #{i}: {by}'s choice count must be {seen.get(by, 0)}, got {n!r}"
+                    f"choice #{i}: {pick!r} is not a pick for a {kind} choice (a thread "
+                    f"identity name#n or '{IRQ_PREFIX}<timer>'; a value >= 0 for data)"
                 )
-            if not valid_pick(pick):
-                raise self.fail(
-                    f"choice #{i}: {pick!r} is not a pick (a thread identity name#n, "
-                    f"'{IRQ_PREFIX}<timer>' or a data value >= 0)"
-                )
-            seen[by] = n + 1
-            out.append(Choice(by, n, pick))
+            seen[(by, kind)] = n + 1
+            out.append(Choice(by, kind, n, pick))
         return out
 
     def strategy(self, s: dict[str, Any], name: str) -> dict[str, Any]:

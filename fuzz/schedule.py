@@ -1,12 +1,17 @@
 """Schedules by thread identity: the key that survives changes to the code.
 
-A decision is keyed by the thread that was running when it was made and how
-many decisions that thread had made before: ``("thread-a#0", 3)``. A thread's
-identity is its name and which thread of that name it is, in spawn order
-(``worker#0``, ``worker#1``), so it survives tid changes (a fix that spawns a
-helper thread earlier shifts every tid after it). What is picked is named the
-same way: a thread identity, ``interrupt:<timer name>`` for the interrupt
-option (the earliest pending timer fires), or a value for a data choice.
+A decision is keyed by the thread that was running when it was made, the
+kind of decision, and how many decisions of that kind the thread had made
+before: ``("thread-a#0", "yield", 3)``. The kinds are "yield" (at a yield
+point, the thread could go on), "block" and "exit" (it cannot: who runs
+next) and "data" (a data choice); counting them apart means a fix that adds
+or removes a yield point in a thread does not shift that thread's blocking
+decisions. A thread's identity is its name and which thread of that name it
+is, in spawn order (``worker#0``, ``worker#1``), so it survives tid changes
+(a fix that spawns a helper thread earlier shifts every tid after it). What
+is picked is named the same way: a thread identity, ``interrupt:<timer
+name>`` for the interrupt option (the earliest pending timer fires), or a
+value for a data choice.
 
 Both the shrinker (which removes deviations from the canonical schedule) and
 replay of a file on changed code (which follows the recording as far as it
@@ -18,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from panthor_testbed.sched import Kernel, Strategy
+from panthor_testbed.sched import Kernel, Strategy, ThreadState
 from panthor_testbed.sched.core.thread import SimThread
 
 from .replayfile import IRQ_PREFIX, Choice, split_identity, valid_pick
@@ -27,7 +32,7 @@ from .replayfile import IRQ_PREFIX, Choice, split_identity, valid_pick
 # executor appends ``k.irq_option`` to the options when a timer is pending).
 IRQ_TID = 1 << 20
 
-Key = tuple[str, int]  # (identity of the running thread, its decision count so far)
+Key = tuple[str, str, int]  # (running thread's identity, kind, its count of that kind so far)
 Pick = str | int  # a thread identity / "interrupt:<timer>", or a data value
 
 __all__ = [
@@ -91,7 +96,7 @@ class KeyedStrategy(Strategy):
 
     def __init__(self) -> None:
         self.ids = Identities()
-        self.counts: dict[str, int] = {}
+        self.counts: dict[tuple[str, str], int] = {}
 
     def start_run(self, k: Kernel) -> None:
         self.ids = Identities()
@@ -104,11 +109,18 @@ class KeyedStrategy(Strategy):
             return "none#0", -1
         return self.ids.of(k, cur), cur.tid
 
-    def next_key(self, k: Kernel) -> tuple[Key, int]:
+    def next_key(self, k: Kernel, kind: str) -> tuple[Key, int]:
         who, tid = self.running(k)
-        n = self.counts.get(who, 0)
-        self.counts[who] = n + 1
-        return (who, n), tid
+        n = self.counts.get((who, kind), 0)
+        self.counts[(who, kind)] = n + 1
+        return (who, kind, n), tid
+
+    @staticmethod
+    def thread_kind(k: Kernel, cur: SimThread | None) -> str:
+        if cur is not None:
+            return "yield"
+        t = k.current
+        return "exit" if t is not None and t.state is ThreadState.DONE else "block"
 
     def option_ids(self, k: Kernel, runnable: Sequence[SimThread]) -> list[str]:
         return [self.ids.option(k, t) for t in runnable]
@@ -146,7 +158,7 @@ class Decision:
 
     @property
     def choice(self) -> Choice:
-        return Choice(self.key[0], self.key[1], self.pick)
+        return Choice(*self.key, self.pick)
 
 
 class DecisionRecorder(KeyedStrategy):
@@ -172,7 +184,7 @@ class DecisionRecorder(KeyedStrategy):
             self.inner.end_run(k)
 
     def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
-        key, last = self.next_key(k)
+        key, last = self.next_key(k, self.thread_kind(k, cur))
         ids = self.option_ids(k, runnable)
         if self.inner is not None:
             chosen = self.inner.pick(k, cur, runnable)
@@ -196,7 +208,7 @@ class DecisionRecorder(KeyedStrategy):
         return chosen
 
     def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
-        key, last = self.next_key(k)
+        key, last = self.next_key(k, "data")
         if self.inner is not None:
             v = self.inner.choose(k, n, p_nonzero, what)
         else:
@@ -276,8 +288,8 @@ class FollowReplay(KeyedStrategy):
         if c.key != key:
             self._diverge(
                 k,
-                f"the recording's next choice was made by {display(c.by)} (its choice "
-                f"#{c.n}), but here {display(key[0])} (its choice #{key[1]}) chooses ({here})",
+                f"the recording's next choice is {_at(c.key)}, but here the run is at "
+                f"{_at(key)} ({here})",
             )
             return None
         if fits is not None:
@@ -288,7 +300,7 @@ class FollowReplay(KeyedStrategy):
         return c
 
     def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
-        key, _ = self.next_key(k)
+        key, _ = self.next_key(k, self.thread_kind(k, cur))
         ids = self.option_ids(k, runnable)
         canonical = cur if cur is not None else runnable[0]
         here = "among " + ", ".join(display(i) for i in ids)
@@ -296,8 +308,8 @@ class FollowReplay(KeyedStrategy):
         misfit = None
         if nxt is not None and nxt.key == key and nxt.pick not in ids:
             misfit = (
-                f"the recording picks {_describe(nxt.pick)} at {display(key[0])}'s choice "
-                f"#{key[1]}, but the options here are {', '.join(display(i) for i in ids)}"
+                f"the recording picks {_describe(nxt.pick)} at {_at(key)}, but the "
+                f"options here are {', '.join(display(i) for i in ids)}"
             )
         c = self._expected(k, key, here, misfit)
         if c is not None:
@@ -311,14 +323,14 @@ class FollowReplay(KeyedStrategy):
         return canonical
 
     def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
-        key, _ = self.next_key(k)
+        key, _ = self.next_key(k, "data")
         here = f"a data choice of {n} values" + (f": {what}" if what else "")
         nxt = self.recorded[self.pos] if self.pos < len(self.recorded) else None
         misfit = None
         if nxt is not None and nxt.key == key and not _fits_data(nxt.pick, n):
             misfit = (
-                f"the recording picks {_describe(nxt.pick)} at {display(key[0])}'s choice "
-                f"#{key[1]}, but the run makes {here} there"
+                f"the recording picks {_describe(nxt.pick)} at {_at(key)}, but the run "
+                f"makes {here} there"
             )
         c = self._expected(k, key, here, misfit)
         if c is not None:
@@ -347,6 +359,12 @@ class FollowReplay(KeyedStrategy):
 
 def _fits_data(pick: Pick, n: int) -> bool:
     return isinstance(pick, int) and not isinstance(pick, bool) and 0 <= pick < n
+
+
+def _at(key: Key) -> str:
+    """("thread-a#0", "yield", 2) -> "thread-a's yield #2"."""
+    who, kind, n = key
+    return f"{display(who)}'s {kind} #{n}"
 
 
 def _describe(pick: Pick) -> str:

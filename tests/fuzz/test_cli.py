@@ -88,8 +88,8 @@ def test_fuzz_json_and_replay_file(capsys: pytest.CaptureFixture[str], tmp_path:
     assert data["format"] == 2 and data["scenario"] == "lost-update"
     assert data["failure"]["kind"] == "invariant" and data["choices"]
     # every choice names who made it, its count, and what it picked, by identity
-    by, n, pick = data["choices"][0]
-    assert by == "init#0" and n == 0 and pick in ("incr-0#0", "incr-1#0")
+    by, kind, n, pick = data["choices"][0]
+    assert (by, kind, n) == ("init#0", "yield", 0) and pick in ("init#0", "incr-0#0", "incr-1#0")
 
     code, out, _ = _run(capsys, "replay", str(replay))
     assert code == 1
@@ -146,7 +146,7 @@ def test_tampered_replay_file_exits_2_with_one_line(
     replay = next(tmp_path.glob("lost-update-*.json"))
     data = json.loads(replay.read_text())
     first = data["choices"][0]
-    first[2] = "incr-1#0" if first[2] == "incr-0#0" else "incr-0#0"
+    first[3] = "incr-1#0" if first[3] != "incr-1#0" else "incr-0#0"
     bad = tmp_path / "tampered.json"
     bad.write_text(json.dumps(data))
     code, out, err = _run(capsys, "replay", str(bad))

@@ -86,7 +86,7 @@ def test_a_builtin_fix_switched_on_replays_to_exit_0(
     assert code == 1 and "reproduced 3/3" in out  # the bug, exactly
     code, out, err = _run(capsys, "replay", str(replay), "--param", "fixed=true")
     assert code == 0, out + err
-    assert "no longer fits the run: it fits up to step" in out
+    assert "no longer fits the run at step" in out
     assert "did not reproduce (0/3) with the schedule followed up to step" in out
     # --exact keeps refusing a schedule that does not fit
     code, out, err = _run(capsys, "replay", str(replay), "--param", "fixed=true", "--exact")
@@ -147,12 +147,18 @@ def test_a_replay_file_travels_with_its_scenario_file(
     code, out, err = _run(capsys, "replay", str(home / replay))
     assert code == 1 and "reproduced 3/3" in out, err
 
+    # the whole tree moves (a clone elsewhere): found relative to the replay file
+    moved = tmp_path / "clone"
+    home.rename(moved)
+    code, out, err = _run(capsys, "replay", str(moved / replay))
+    assert code == 1 and "reproduced 3/3" in out, err
+
     # attached to a review: both files land in one directory, the original is gone
     review = tmp_path / "review"
     review.mkdir()
-    shutil.copy(home / replay, review / "bug.json")
-    shutil.copy(home / "counter.py", review / "counter.py")
-    shutil.rmtree(home)
+    shutil.copy(moved / replay, review / "bug.json")
+    shutil.copy(moved / "counter.py", review / "counter.py")
+    shutil.rmtree(moved)
     code, out, err = _run(capsys, "replay", str(review / "bug.json"))
     assert code == 1 and "reproduced 3/3" in out, err
 
@@ -205,3 +211,87 @@ def test_format_1_files_replay_exactly_or_are_refused_with_a_clear_line(
     assert code == 1 and "reproduced 3/3" in out and "digest matches" in out
     code, out, err = _run(capsys, "replay", str(old), "--param", "fixed=true")
     assert code == 2 and out == "" and "format 1, without thread identities" in err
+
+
+HELPER_RACE = """
+from panthor_testbed.sched import (
+    Atomic, InvariantViolation, Kernel, atomic_read, atomic_set, preempt
+)
+
+
+async def counter(k: Kernel) -> None:
+    value = Atomic(0, "counter")
+
+    async def helper() -> None:
+        await preempt()  # UNRELATED
+        await preempt()
+
+    async def incr() -> None:
+        v = await atomic_read(value)
+        await atomic_set(value, v + 1)
+
+    k.spawn(helper, name="helper")
+    workers = [k.spawn(incr, name=f"incr-{i}") for i in range(2)]
+    for w in workers:
+        await w.join()
+    if value.v != 2:
+        raise InvariantViolation(f"counter is {value.v}", signature="invariant:counter")
+"""
+
+
+async def test_after_a_divergence_later_choices_are_still_followed_by_identity(
+    tmp_path: Path,
+) -> None:
+    # A recorded schedule where the race (incr-0 preempted between its read
+    # and its write, incr-1 running in between) comes after the helper
+    # thread's decisions. Removing one of the helper's yield points breaks
+    # the recording at the helper's exit; the race only recurs if the
+    # decisions after that point are still taken by their keys.
+    from panthor_testbed.fuzz import api
+    from panthor_testbed.fuzz.runner import RunSpec, execute, replay_file_of
+    from panthor_testbed.fuzz.scenario import get_scenario
+    from panthor_testbed.fuzz.schedule import DecisionRecorder
+    from panthor_testbed.sched.locking.lockdep import Lockdep
+
+    src = tmp_path / "helper_race.py"
+    src.write_text(HELPER_RACE)
+    spec = RunSpec.make(get_scenario(f"{src}:counter"))
+    rec = DecisionRecorder(
+        None,
+        {
+            ("helper#0", "yield", 0): "incr-0#0",
+            ("incr-0#0", "yield", 1): "helper#0",
+            ("helper#0", "exit", 0): "incr-1#0",
+        },
+    )
+    k = await execute(spec, rec, Lockdep())
+    assert k.primary_failure is not None and k.primary_failure.kind == "invariant"
+    rf = await replay_file_of(k, spec, strategy={"name": "crafted"}, seed=0, reported_before=[])
+    path = tmp_path / "race.json"
+    rf.save(str(path))
+
+    _edit(src, {"await preempt()  # UNRELATED": "pass"})
+    report = await api.areplay(path, times=1)
+    assert not report.exact and report.divergence is not None
+    assert "helper's exit #0" in report.divergence.why
+    assert report.recurs
+
+
+def test_a_signature_with_a_source_location_survives_moved_lines_and_directories(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    first = tmp_path / "a"
+    first.mkdir()
+    src = first / "counter.py"
+    src.write_text(COUNTER.replace(', signature="invariant:counter"', ""))
+    replay = _fuzz(capsys, f"{src}:counter", tmp_path / "failures")
+    sig = json.loads(replay.read_text())["failure"]["signature"]
+    assert sig.startswith("invariant:a/counter.py:") and sig.endswith(" in counter")
+    second = tmp_path / "b"
+    second.mkdir()
+    (second / "counter.py").write_text("# a comment moves every line\n\n" + src.read_text())
+    src.unlink()
+    code, out, err = _run(
+        capsys, "replay", str(replay), "--scenario", f"{second}/counter.py:counter"
+    )
+    assert code == 1 and "reproduced 3/3" in out, out + err

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # mypy resolves `panthor_testbed` through this link (the package root is the repo root).
 MYPY_ROOT := $(VENV)/mypy-root
 
-.PHONY: run test test-stress lint typecheck bench clean
+.PHONY: run test test-stress lint typecheck bench mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: lint typecheck
 # The longer CI stress set (slow fuzz tests).
 test-stress: $(STAMP)
 	$(BIN)/pytest -q -m slow
+
+# Mutation testing of one model module (docs/mutation.md), e.g.
+#   make mutate MODULE=sched/dma_buf/dma_fence.py TESTS="tests/sched/test_dma_fence.py" ARGS="--sample 40 --seed 1"
+mutate: $(STAMP)
+	@test -n "$(MODULE)" -a -n "$(TESTS)" || { echo 'usage: make mutate MODULE=path.py TESTS="tests ..." [ARGS="--sample N --seed S"]'; exit 2; }
+	$(BIN)/python tools/mutate.py --module $(MODULE) --tests "$(TESTS)" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/panthor-testbed bench

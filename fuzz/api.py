@@ -39,6 +39,7 @@ from .campaign import (
     spec_refs,
 )
 from .catalogue import get_bug
+from .cli import STRATEGIES
 from .errors import (
     InputError,
     OutputError,
@@ -91,7 +92,6 @@ __all__ = [
     "write_replay",
 ]
 
-STRATEGIES = ("random", "pct")
 
 ScenarioLike = str | Scenario | Callable[..., Awaitable[Any]]
 Params = Mapping[str, Any] | Sequence[str] | None
@@ -238,7 +238,7 @@ def fuzz(
     *,
     runs: int | None = None,
     time_budget: float | None = None,
-    strategy: str = "pct",
+    strategy: str = "portfolio",
     seed: int = 1,
     depth: int = 3,
     params: Params = None,
@@ -304,7 +304,7 @@ async def afuzz(
     *,
     runs: int | None = None,
     time_budget: float | None = None,
-    strategy: str = "pct",
+    strategy: str = "portfolio",
     seed: int = 1,
     depth: int = 3,
     params: Params = None,

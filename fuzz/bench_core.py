@@ -8,7 +8,6 @@ import trio
 import trio.testing
 
 from panthor_testbed.sched import Kernel, KernelConfig, RandomWalk, RoundRobin, preempt
-from panthor_testbed.sched.core.session import open_session
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .bench import BenchOptions, Figure, bench, best_of
@@ -87,14 +86,13 @@ def _scenario_execution(options: BenchOptions) -> Figure:
 
     async def executions() -> float:
         graph = Lockdep()
-        async with open_session():
-            # warm the session's worker pool
-            await Kernel(RandomWalk(0), lockdep=graph).run(abba.fn)
-            t0 = time.perf_counter()
-            for i in range(runs):
-                k = Kernel(RandomWalk(i), lockdep=graph, run_id=i)
-                await k.run(abba.fn)
-            return (time.perf_counter() - t0) / runs * 1e6
+        # warm up (imports, caches)
+        await Kernel(RandomWalk(0), lockdep=graph).run(abba.fn)
+        t0 = time.perf_counter()
+        for i in range(runs):
+            k = Kernel(RandomWalk(i), lockdep=graph, run_id=i)
+            await k.run(abba.fn)
+        return (time.perf_counter() - t0) / runs * 1e6
 
     def empty_trio_runs() -> float:
         async def task() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from panthor_testbed.sched import Kernel, make_strategy
-from panthor_testbed.sched.core.session import open_session
+from panthor_testbed.sched.core.strategy import StepsEstimate
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .replayfile import ReplayFile, replay_name
@@ -45,7 +45,7 @@ class CampaignOptions:
     runs: int | None = None  # per scenario (DEFAULT_RUNS without a time budget)
     time_budget: float | None = None  # seconds, for the whole campaign
     seed: int = 1
-    strategy: str = "pct"
+    strategy: str = "portfolio"
     depth: int = 3
     jobs: int = 1
     out: str | None = "failures"  # None: keep replay files in memory only
@@ -156,9 +156,9 @@ async def _record(
     seed: int,
     reported_before: list[list[str]],
 ) -> Found:
-    strategy: dict[str, Any] = {"name": opts.strategy, "seed": seed}
-    if opts.strategy == "pct":
-        strategy["depth"] = opts.depth
+    strategy = k.strategy.describe()
+    if opts.strategy != strategy["name"]:
+        strategy["portfolio"] = opts.strategy
     rf = await replay_file_of(
         k, plan.spec, strategy=strategy, seed=seed, reported_before=reported_before
     )
@@ -185,7 +185,7 @@ async def run_scenario(
     result = ScenarioResult(plan.name)
     t0 = time.monotonic()
     seen: set[str] = set()
-    steps_estimate = 100
+    steps = StepsEstimate()
     pending_lockdep: Found | None = None
     pending_cycle: list[str] = []
     witness_left = 0
@@ -202,11 +202,11 @@ async def run_scenario(
             continue
         seed = derive_seed(opts.seed, plan.name, index)
         strategy = make_strategy(
-            opts.strategy, seed, depth=opts.depth, steps_estimate=steps_estimate
+            opts.strategy, seed, depth=opts.depth, steps_estimate=steps.value, run_index=index
         )
         reported_before = graph.reported_pairs()
         k = await execute(plan.spec, strategy, graph, run_id=run_id_base + index)
-        steps_estimate = max(steps_estimate, k.steps)
+        steps.add(k.steps)
         result.runs += 1
         result.steps += k.steps
         on_progress(result.runs, result.steps)
@@ -275,9 +275,8 @@ async def run_campaign(
     results = [ScenarioResult(plan.name) for plan in plans]
     result.scenarios.extend(results)
     try:
-        async with open_session():
-            for si, plan in enumerate(plans):
-                await _run_one_plan(si, plan, results[si], opts, progress, graph, start)
+        for si, plan in enumerate(plans):
+            await _run_one_plan(si, plan, results[si], opts, progress, graph, start)
     finally:
         result.elapsed_s = time.monotonic() - start
 
@@ -360,39 +359,38 @@ def _worker(
 
     async def main() -> None:
         graph = Lockdep()
-        async with open_session():
-            for si, plan in enumerate(plans):
-                if stop_flags[si]:
-                    # another worker found its failure: this worker's share is done
-                    messages.put(("done", worker, si, 0, 0, 0.0))
-                    continue
+        for si, plan in enumerate(plans):
+            if stop_flags[si]:
+                # another worker found its failure: this worker's share is done
+                messages.put(("done", worker, si, 0, 0, 0.0))
+                continue
 
-                def on_progress(runs: int, steps: int, si: int = si) -> None:
-                    messages.put(("progress", worker, si, runs, steps))
+            def on_progress(runs: int, steps: int, si: int = si) -> None:
+                messages.put(("progress", worker, si, runs, steps))
 
-                def on_found(found: Found, si: int = si) -> None:
-                    messages.put(("found", worker, si, found))
-                    if not opts.keep_going and found.failure["kind"] not in ("lockdep", "leak"):
-                        stop_flags[si] = 1
+            def on_found(found: Found, si: int = si) -> None:
+                messages.put(("found", worker, si, found))
+                if not opts.keep_going and found.failure["kind"] not in ("lockdep", "leak"):
+                    stop_flags[si] = 1
 
-                def on_witness(found: Found, si: int = si) -> None:
-                    messages.put(("witness", worker, si, found))
+            def on_witness(found: Found, si: int = si) -> None:
+                messages.put(("witness", worker, si, found))
 
-                def stopped(si: int = si) -> bool:
-                    return bool(stop_flags[si])
+            def stopped(si: int = si) -> bool:
+                return bool(stop_flags[si])
 
-                done = await run_scenario(
-                    plan,
-                    opts,
-                    graph,
-                    run_id_base=si * RUN_IDS_PER_SCENARIO,
-                    indices=lambda i: i % jobs == worker,
-                    stop_flag=stopped,
-                    on_progress=on_progress,
-                    on_found=on_found,
-                    on_witness=on_witness,
-                )
-                messages.put(("done", worker, si, done.runs, done.steps, done.elapsed_s))
+            done = await run_scenario(
+                plan,
+                opts,
+                graph,
+                run_id_base=si * RUN_IDS_PER_SCENARIO,
+                indices=lambda i: i % jobs == worker,
+                stop_flag=stopped,
+                on_progress=on_progress,
+                on_found=on_found,
+                on_witness=on_witness,
+            )
+            messages.put(("done", worker, si, done.runs, done.steps, done.elapsed_s))
 
     try:
         trio.run(main)

@@ -27,6 +27,10 @@ from .errors import InputError
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "panthor-testbed"
 
+# sched.core.strategy.STRATEGIES, spelled out so the parser loads no model
+# code (a test checks the two agree).
+STRATEGIES = ("portfolio", "random", "pct")
+
 
 class UsageError(InputError):
     pass
@@ -109,8 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock seconds for the whole campaign",
     )
     s.add_argument("--seed", type=_nonneg_int, default=1)
-    s.add_argument("--strategy", choices=("random", "pct"), default="pct")
-    s.add_argument("--depth", type=_positive_int, default=3, help="PCT bug depth (default 3)")
+    s.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="portfolio",
+        help="portfolio (default: random walk and PCT at depths 1-3, alternating), random, pct",
+    )
+    s.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=3,
+        help="PCT bug depth with --strategy pct (default 3)",
+    )
     _add_common_run_args(s)
     s.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
     s.add_argument("--out", default="failures", help="directory for replay files")

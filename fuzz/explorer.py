@@ -8,7 +8,6 @@ from typing import Any
 
 from panthor_testbed.sched import Kernel, Strategy
 from panthor_testbed.sched.core.explore import explore
-from panthor_testbed.sched.core.session import open_session
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .replayfile import ReplayFile, replay_name
@@ -90,14 +89,13 @@ async def explore_scenario(
         if k.primary_failure is not None:
             s.failing_schedules += 1
 
-    async with open_session():
-        result = await explore(
-            run_one,
-            preemption_bound=preemption_bound,
-            max_schedules=max_schedules,
-            stop_at_first_failure=stop_at_first,
-            on_schedule=count,
-        )
+    result = await explore(
+        run_one,
+        preemption_bound=preemption_bound,
+        max_schedules=max_schedules,
+        stop_at_first_failure=stop_at_first,
+        on_schedule=count,
+    )
     s.schedules = result.schedules
     s.complete = result.complete
     s.max_choice_points = result.max_depth

@@ -78,8 +78,8 @@ async def execute(
         raise
     except Exception as exc:
         # Only the checks run after a completed run (k.exit_checks) can raise
-        # here: everything a thread raises is already a finding. Outside a
-        # session the run's own nursery wraps it in an exception group.
+        # here: everything a thread raises is already a finding. (Unwrapped
+        # in case a nursery wraps it in an exception group.)
         leaf = _first_leaf(exc)
         if isinstance(leaf, ExecutorError):
             raise

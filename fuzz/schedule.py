@@ -23,14 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from panthor_testbed.sched import Kernel, Strategy, ThreadState
+from panthor_testbed.sched import IRQ_TID, Kernel, Strategy, ThreadState
 from panthor_testbed.sched.core.thread import SimThread
 
 from .replayfile import IRQ_PREFIX, Choice, split_identity, valid_pick
-
-# The interrupt pseudo-thread's tid in option lists and choice lists (the
-# executor appends ``k.irq_option`` to the options when a timer is pending).
-IRQ_TID = 1 << 20
 
 Key = tuple[str, str, int]  # (running thread's identity, kind, its count of that kind so far)
 Pick = str | int  # a thread identity / "interrupt:<timer>", or a data value
@@ -86,9 +82,9 @@ class Identities:
 
 
 def _next_timer_name(k: Kernel) -> str:
-    next_timer = getattr(k, "next_timer", None)
-    timer = next_timer() if next_timer is not None else None
-    return str(getattr(timer, "name", "?"))
+    # The interrupt option fires the earliest pending timer: it is named by that timer.
+    timer = k.next_timer()
+    return timer.name if timer is not None else "?"
 
 
 class KeyedStrategy(Strategy):
@@ -133,13 +129,13 @@ class KeyedStrategy(Strategy):
 class Decision:
     key: Key
     step: int
-    kind: str  # "thread" or "data"
+    kind: str  # "thread", "irq" (the earliest timer fired) or "data"
     current: int | None  # tid of the running thread if it could go on, else None
     last: int  # tid of the thread that was running (or just blocked/exited)
     options: tuple[int, ...]  # option tids (thread) or the range size (data: (n,))
     chosen: int  # tid (thread) or value (data)
     pick: Pick  # what was chosen, by identity
-    what: str = ""
+    what: str = ""  # data: what a non-zero value means; irq: the timer that fired
 
     @property
     def canonical(self) -> int:
@@ -153,7 +149,10 @@ class Decision:
 
     @property
     def preemption(self) -> bool:
-        """A switch away from a thread that could go on (an interrupt delivery included)."""
+        """A switch away from a thread that could go on; an early interrupt counts as
+        one, as in the exhaustive search."""
+        if self.kind == "irq":
+            return True
         return self.kind == "thread" and self.current is not None and self.deviates
 
     @property
@@ -193,16 +192,19 @@ class DecisionRecorder(KeyedStrategy):
             want = self.deviations.get(key)
             if isinstance(want, str) and want in ids:
                 chosen = runnable[ids.index(want)]
+        pick = ids[runnable.index(chosen)] if chosen in runnable else self.ids.of(k, chosen)
+        irq = chosen.tid == IRQ_TID
         self.log.append(
             Decision(
                 key,
                 k.steps,
-                "thread",
+                "irq" if irq else "thread",
                 cur.tid if cur is not None else None,
                 last,
                 tuple(t.tid for t in runnable),
                 chosen.tid,
-                ids[runnable.index(chosen)] if chosen in runnable else self.ids.of(k, chosen),
+                pick,
+                pick[len(IRQ_PREFIX) :] if irq else "",
             )
         )
         return chosen

@@ -55,6 +55,8 @@ def describe(log: list[Decision], k: Kernel) -> str:
     for d in devs:
         if d.kind == "data":
             parts.append(f"at step {d.step}: {d.what or f'data choice {d.chosen}'}")
+        elif d.kind == "irq":
+            parts.append(f"at step {d.step} an interrupt lands: timer {d.what or '?'} fires")
         elif d.preemption:
             parts.append(
                 f"at step {d.step} switch to {label(d.chosen)} (preempting {label(d.last)})"

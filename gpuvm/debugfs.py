@@ -18,10 +18,11 @@ from .structs import DrmGpuvm
 class SeqFile:
     """A ``struct seq_file`` being filled by a ``show`` callback."""
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_parts", "private")
 
-    def __init__(self) -> None:
+    def __init__(self, private: object = None) -> None:
         self._parts: list[str] = []
+        self.private = private  # m->private: the drm_info_node of a DRM debugfs file
 
     def getvalue(self) -> str:
         return "".join(self._parts)

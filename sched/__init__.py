@@ -46,9 +46,10 @@ from .core.strategy import (
     Replay,
     RoundRobin,
     Strategy,
+    irq_fire_probability,
     make_strategy,
 )
-from .core.thread import SimThread, ThreadState
+from .core.thread import IRQ_TID, SimThread, ThreadState
 from .core.trace import Trace
 from .core.waitqueue import WaitQueue
 from .deferred.irq import (
@@ -446,6 +447,7 @@ __all__ = [
     "IRQF_SHARED",
     "IRQ_HANDLED",
     "IRQ_NONE",
+    "IRQ_TID",
     "IRQ_WAKE_THREAD",
     "IS_ERR",
     "IS_ERR_OR_NULL",
@@ -667,6 +669,7 @@ __all__ = [
     "fs_reclaim_map",
     "fs_reclaim_release",
     "in_atomic",
+    "irq_fire_probability",
     "irq_work_queue",
     "is_freed",
     "jiffies",

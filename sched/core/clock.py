@@ -1,7 +1,8 @@
 """Virtual time: sleeps, delays, register polls with timeouts, jiffies.
 
-Time only moves when no thread can run (the executor jumps to the next
-timer), so a 100 ms poll costs nothing and is the same on every machine.
+Time only moves when a timer fires (early, as an interrupt the strategy
+chose, or because no thread can run), so a 100 ms poll costs nothing and is
+the same on every machine.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ it into a :class:`Failure` with a kind from :data:`KINDS`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Final
 
 # The kinds of the CLI contract, plus three the executor itself detects.
@@ -30,28 +30,56 @@ KINDS: Final = (
 NONFATAL_KINDS: Final = frozenset({"lockdep", "leak"})
 
 
-@dataclass
 class Failure:
-    """One oracle finding in one run."""
+    """One oracle finding in one run.
 
-    kind: str
-    message: str  # one line
-    report: str = ""  # the multi-line, kernel-style report
-    thread: str | None = None
-    step: int = 0
-    time_ns: int = 0
-    signature: str = ""  # stable across runs: used to de-duplicate findings
-    extra: dict[str, Any] = field(default_factory=dict)
+    ``report`` (the multi-line, kernel-style text) may be given as a function:
+    it is rendered the first time someone reads it, so a campaign that only
+    de-duplicates by signature never pays for formatting it.
+    """
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown failure kind {self.kind!r}")
-        if not self.signature:
-            self.signature = f"{self.kind}:{self.message}"
+    __slots__ = ("_report", "extra", "kind", "message", "signature", "step", "thread", "time_ns")
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        report: str | Callable[[], str] = "",
+        thread: str | None = None,
+        step: int = 0,
+        time_ns: int = 0,
+        signature: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown failure kind {kind!r}")
+        self.kind = kind
+        self.message = message  # one line
+        self._report = report
+        self.thread = thread
+        self.step = step
+        self.time_ns = time_ns
+        # stable across runs: used to de-duplicate findings
+        self.signature = signature or f"{kind}:{message}"
+        self.extra: dict[str, Any] = extra if extra is not None else {}
+
+    @property
+    def report(self) -> str:
+        r = self._report
+        if not isinstance(r, str):
+            r = self._report = r()
+        return r
+
+    @report.setter
+    def report(self, value: str) -> None:
+        self._report = value
 
     @property
     def fatal(self) -> bool:
         return self.kind not in NONFATAL_KINDS
+
+    def __repr__(self) -> str:
+        return f"Failure({self.kind!r}, {self.message!r}, signature={self.signature!r})"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -35,15 +35,25 @@ def _fmt(frame: FrameType, lineno: int) -> str:
 
 def caller_location(skip: int = 1) -> str:
     """The innermost model frame above the caller: 'mmu/panthor_mmu.py:523 in fn'."""
+    return format_site(caller_site(skip + 1))
+
+
+def caller_site(skip: int = 1) -> Site:
+    """:func:`caller_location`, unformatted (for reports rendered later)."""
     frame: FrameType | None = sys._getframe(skip)
-    fallback = "?"
-    while frame is not None and is_executor_file(frame.f_code.co_filename):
-        if fallback == "?" and not _is_runtime(frame.f_code.co_filename):
-            fallback = _fmt(frame, frame.f_lineno)
+    fallback: Site = None
+    classes = _file_class
+    while frame is not None:
+        code = frame.f_code
+        c = classes.get(code.co_filename)
+        if c is None:
+            c = classes[code.co_filename] = _classify(code.co_filename)
+        if c == _MODEL:
+            return (code, frame.f_lineno)
+        if c == _KOBJ and fallback is None:
+            fallback = (code, frame.f_lineno)
         frame = frame.f_back
-    if frame is None:
-        return fallback
-    return _fmt(frame, frame.f_lineno)
+    return fallback
 
 
 def _is_runtime(filename: str) -> bool:
@@ -54,7 +64,7 @@ def _is_runtime(filename: str) -> bool:
 # Kernel objects in sched/ (workqueues, drm_sched, ...) are model code too; a
 # report falls back to their frames when no driver frame is on the stack
 # (a work item or a scheduler thread runs kernel code only).
-_CORE_FILES = frozenset({"kernel.py", "session.py", "waitqueue.py", "frames.py", "harness.py"})
+_CORE_FILES = frozenset({"kernel.py", "waitqueue.py", "frames.py", "harness.py"})
 
 
 def model_location(tb: TracebackType | None) -> str:
@@ -70,18 +80,52 @@ def model_location(tb: TracebackType | None) -> str:
     return best if best != "?" else fallback
 
 
+def await_frames(coro: object) -> list[tuple[FrameType, int]]:
+    """The frames of a suspended coroutine chain, outermost first (``cr_await``)."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append((frame, frame.f_lineno))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
 def where_blocked(t: SimThread) -> str:
     """The model line a parked thread is blocked at."""
-    if t.task is None:
+    if t.coro is None:
         return "not started"
-    best = fallback = "?"
-    for frame, lineno in t.task.iter_await_frames():
-        filename = frame.f_code.co_filename
-        if not is_executor_file(filename):
-            best = _fmt(frame, lineno)
-        elif not _is_runtime(filename):
-            fallback = _fmt(frame, lineno)
-    return best if best != "?" else fallback
+    return format_site(blocked_site(t))
+
+
+def blocked_site(t: SimThread) -> Site:
+    """:func:`where_blocked`, unformatted (for reports rendered later)."""
+    best: Site = None
+    fallback: Site = None
+    classes = _file_class
+    for frame, lineno in await_frames(t.coro):
+        code = frame.f_code
+        c = classes.get(code.co_filename)
+        if c is None:
+            c = classes[code.co_filename] = _classify(code.co_filename)
+        if c == _MODEL:
+            best = (code, lineno)
+        elif c == _KOBJ:
+            fallback = (code, lineno)
+    return best or fallback
+
+
+# Frame classes, cached per file name: model code, kernel objects of sched/
+# (model code too, as a fallback), the executor runtime (never reported).
+_MODEL, _KOBJ, _RUNTIME = 0, 1, 2
+_file_class: dict[str, int] = {}
+
+
+def _classify(filename: str) -> int:
+    if not is_executor_file(filename):
+        return _MODEL
+    return _RUNTIME if _is_runtime(filename) else _KOBJ
 
 
 # A call site captured cheaply on hot paths and formatted only for reports.

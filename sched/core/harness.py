@@ -18,7 +18,6 @@ import trio
 from ..locking.lockdep import Lockdep
 from .explore import ExploreResult, explore
 from .kernel import Kernel, KernelConfig
-from .session import open_session
 from .strategy import Strategy
 
 Scenario = Callable[..., Awaitable[Any]]
@@ -50,18 +49,12 @@ def run(
     run_id: int = 0,
     **kwargs: Any,
 ) -> Kernel:
-    """Synchronous :func:`arun` (starts its own trio.run). A fresh lockdep graph by default."""
-    return trio.run(
-        lambda: arun(
-            scenario,
-            *args,
-            strategy=strategy,
-            config=config,
-            lockdep=lockdep,
-            run_id=run_id,
-            **kwargs,
-        )
-    )
+    """Synchronous :func:`arun`. A fresh lockdep graph by default."""
+    if lockdep is None and (config is None or config.lockdep):
+        lockdep = Lockdep()
+    k = Kernel(strategy, config, lockdep=lockdep, run_id=run_id)
+    k.run_sync(scenario, *args, **kwargs)
+    return k
 
 
 async def aexplore_all(
@@ -81,13 +74,12 @@ async def aexplore_all(
         await k.run(scenario, *args, **kwargs)
         return k
 
-    async with open_session():
-        return await explore(
-            run_one,
-            preemption_bound=preemption_bound,
-            max_schedules=max_schedules,
-            stop_at_first_failure=stop_at_first_failure,
-        )
+    return await explore(
+        run_one,
+        preemption_bound=preemption_bound,
+        max_schedules=max_schedules,
+        stop_at_first_failure=stop_at_first_failure,
+    )
 
 
 def explore_all(

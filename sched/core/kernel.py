@@ -1,29 +1,35 @@
-"""The controlled executor: one run of the simulated kernel on Trio.
+"""The controlled executor: one run of the simulated kernel, inside a Trio task.
 
-Every simulated thread is a Trio task, but Trio never decides anything:
-exactly one simulated thread is runnable *in Trio* at any time. A thread
-gives up the CPU only at a yield point (:func:`preempt`) or when it blocks,
-and it hands over directly to the thread the strategy picked
-(``reschedule`` + ``wait_task_rescheduled``), so a run is fully described by
-its choice list.
+Every simulated thread is a coroutine, and the run drives them itself: the
+calling Trio task sends into the running thread's coroutine until it parks
+(at a yield point where the strategy switched, or when it blocks), then into
+the coroutine of the thread the strategy picked. Nothing else ever decides,
+so a run is fully described by its choice list, and a switch costs one
+coroutine resumption instead of a trip through Trio's scheduler. A thread
+that awaits anything else (a raw Trio primitive, real sleep, I/O) yields a
+foreign object to the driver, which reports it as ``uncontrolled``.
 
-Choice list encoding: a thread choice records the chosen tid (>= 0); a data
-choice (e.g. "does this allocation fail?") records ``-1 - value``. Choices
-are only recorded where there was more than one option.
+Interrupts and timers land anywhere: at every decision where a timer is
+pending, firing the earliest one (the clock jumps to its deadline and its
+callback runs in timer context) is an option beside the runnable threads.
+The strategy sees it as the pseudo-thread :attr:`Kernel.irq_option`, last in
+its option list. With nothing runnable the clock jumps to the next timer.
+
+Choice list encoding: a thread choice records the chosen tid (>= 0); firing
+the earliest timer records :data:`IRQ_TID`; a data choice (e.g. "does this
+allocation fail?") records ``-1 - value``. Choices are only recorded where
+there was more than one option.
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
+import types
 from bisect import insort
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
-
-import outcome
-import trio
-from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from .failure import (
     ExecutorError,
@@ -31,9 +37,8 @@ from .failure import (
     KernelFault,
     RunStopped,
 )
-from .session import Session, current_session, open_session
 from .strategy import Canonical, Strategy
-from .thread import BlockReason, SimThread, ThreadState
+from .thread import IRQ_TID, BlockReason, SimThread, ThreadState
 from .trace import TIMER_TID, Trace
 
 if TYPE_CHECKING:
@@ -141,14 +146,19 @@ def current() -> SimThread:
 
 
 async def preempt() -> None:
-    """A yield point: the strategy may switch to another runnable thread here."""
+    """A yield point: the strategy may switch threads, or an interrupt may land, here."""
     k = _K
     if k is None:
         raise ExecutorError("preempt() outside a simulated kernel run")
     k.steps += 1
     if k.steps > k.max_steps:
         k.step_limit_hit()
-    if len(k.runnable) > 1 and not k.stopping:
+    if k.stopping:
+        return
+    if k._timers:
+        await k.decide()
+    elif len(k.runnable) > 1:
+        # The common case inlined (no timer pending): a thread choice.
         cur = k.current
         assert cur is not None
         nxt = k.strategy.pick(k, cur, k.runnable)
@@ -159,15 +169,19 @@ async def preempt() -> None:
             await k.switch(cur, nxt)
 
 
-def _abort_parked(_: Any) -> Abort:
-    # Trio cancelled a parked simulated thread: only external cancellation
-    # (Ctrl-C, a test timeout) does that. The run cannot go on.
-    k = _K
-    if k is not None:
-        k.stopping = True
-        k.tracing = False
-        k.interrupted = True
-    return Abort.SUCCEEDED
+class _Park:
+    """What a parked thread's coroutine yields to the driver."""
+
+    __slots__ = ()
+
+
+_PARK: Final = _Park()
+
+
+@types.coroutine
+def _park() -> Generator[_Park, None, None]:
+    """Give the CPU back to the driver; it resumes us when we are ``current`` again."""
+    yield _PARK
 
 
 class Kernel:
@@ -210,13 +224,22 @@ class Kernel:
         self.mem: Memory = _memory.Memory(self)
         self.exit_checks: list[Callable[[Kernel], None]] = []
         self.objects: dict[str, Any] = {}  # scenario-visible handles (device, vms, ...)
-        # Timer callbacks run as softirqs: atomic context (might_sleep reports).
-        self.timer_thread = SimThread(TIMER_TID, "timer", None, (), True)
-        self.timer_thread.preempt_count = 1
-        self._main_task: trio.lowlevel.Task | None = None
-        self._main_parked = False
-        self._session: Session | None = None
+        self._timer_thread: SimThread | None = None
+        self._running = False
         self._ran = False
+
+    # The option "fire the earliest pending timer" in a strategy's option list
+    # (it never runs, so every run can share it).
+    irq_option: Final = SimThread(IRQ_TID, "interrupt", None, (), True)
+
+    @property
+    def timer_thread(self) -> SimThread:
+        """The context timer callbacks run in: softirq, so atomic (might_sleep reports)."""
+        t = self._timer_thread
+        if t is None:
+            t = self._timer_thread = SimThread(TIMER_TID, "timer", None, (), True)
+            t.preempt_count = 1
+        return t
 
     # ------------------------------------------------------------------ tracing
 
@@ -243,8 +266,8 @@ class Kernel:
         Daemon threads (idle workers, IRQ threads, the GPU) may stay blocked
         when the run ends; the run ends when every non-daemon thread exited.
         """
-        if self._session is None:
-            raise ExecutorError("spawn() before the run started")
+        if not self._running:
+            raise ExecutorError("spawn() outside a run")
         if self.stopping:
             raise RunStopped()
         if kwargs:
@@ -252,13 +275,11 @@ class Kernel:
         tid = len(self.threads)
         tname: str = name or getattr(fn, "__name__", None) or "thread"
         t = SimThread(tid, tname, fn, args, daemon)
-        t.exit_wq = _waitqueue.WaitQueue(f"exit of T{tid}", klass="thread-exit")
         self.threads.append(t)
         self.trace.thread_names.append(tname)
         self.runnable.append(t)  # the newest tid is the largest: stays sorted
         if not daemon:
             self.live_nondaemon += 1
-        self._session.assign(t, self)
         if self.current is not None:
             self.ev("spawn", f"T{tid}", tname)
         return t
@@ -298,8 +319,7 @@ class Kernel:
             return cur.woken
         if nxt is None:
             # The run is over (deadlock or end); teardown will unwind us.
-            cur.parked = True
-            await wait_task_rescheduled(_abort_parked)
+            await _park()
             raise ExecutorError("a thread was resumed after its run ended")
         await self.switch(cur, nxt)
         return cur.woken
@@ -323,12 +343,34 @@ class Kernel:
     async def switch(self, cur: SimThread, nxt: SimThread) -> None:
         """Hand the CPU from ``cur`` (the caller) to ``nxt`` and park until picked again."""
         self.current = nxt
-        if nxt.parked:
-            nxt.parked = False
-            assert nxt.task is not None
-            reschedule(nxt.task)
-        cur.parked = True
-        await wait_task_rescheduled(_abort_parked)
+        await _park()
+
+    async def decide(self) -> None:
+        """A decision at a yield point of the running thread (see :func:`preempt`)."""
+        cur = self.current
+        assert cur is not None
+        while True:
+            tm = self.next_timer()
+            runnable = self.runnable
+            if tm is None:
+                if len(runnable) < 2:
+                    return
+                opts = runnable
+            else:
+                opts = [*runnable, self.irq_option]
+            nxt = self.strategy.pick(self, cur, opts)
+            if self.stopping:  # the strategy gave up (a replay that does not fit)
+                raise RunStopped()
+            self.choices.append(nxt.tid)
+            if nxt is self.irq_option:
+                assert tm is not None
+                self._fire(tm)
+                if self.stopping:
+                    raise RunStopped()
+                continue
+            if nxt is not cur:
+                await self.switch(cur, nxt)
+            return
 
     def _next_after_block(self) -> SimThread | None:
         """Pick who runs now that the current thread cannot (blocked or exited).
@@ -339,23 +381,39 @@ class Kernel:
         while True:
             runnable = self.runnable
             if runnable:
-                if len(runnable) == 1 or self.stopping:
+                if self.stopping:
                     return runnable[0]
-                nxt = self.strategy.pick(self, None, runnable)
+                tm = self.next_timer()
+                if tm is None:
+                    if len(runnable) == 1:
+                        return runnable[0]
+                    opts = runnable
+                else:
+                    opts = [*runnable, self.irq_option]
+                nxt = self.strategy.pick(self, None, opts)
                 if self.stopping:
                     self._wake_main()
                     return None
                 self.choices.append(nxt.tid)
+                if nxt is self.irq_option:
+                    assert tm is not None
+                    self._fire(tm)
+                    if self.stopping:
+                        self._wake_main()
+                        return None
+                    continue
                 return nxt
             if self.live_nondaemon == 0:
                 self.finished = True
                 self._wake_main()
                 return None
-            if not self._fire_next_timers():
+            tm = self._timer_at_quiescence()
+            if tm is None:
                 if not self.stopping:
                     self._report_deadlock()
                 self._wake_main()
                 return None
+            self._fire(tm)
 
     # ------------------------------------------------------------------ time
 
@@ -367,33 +425,51 @@ class Kernel:
         heapq.heappush(self._timers, (tm.deadline, self._timer_seq, tm))
         return tm
 
-    def _fire_next_timers(self) -> bool:
-        """Jump the clock to the next timer and run every timer due then."""
+    def next_timer(self) -> Timer | None:
+        """The earliest pending timer that may fire (within the virtual-time limit)."""
+        timers = self._timers
+        while timers:
+            tm = timers[0][2]
+            if not tm.active:
+                heapq.heappop(timers)
+                continue
+            if tm.deadline > self.config.time_limit_ns:
+                return None
+            return tm
+        return None
+
+    def _timer_at_quiescence(self) -> Timer | None:
+        """Nothing can run: the next timer, or None (a deadlock, or past the time limit)."""
         timers = self._timers
         while timers and not timers[0][2].active:
             heapq.heappop(timers)
         if not timers:
-            return False
-        deadline = timers[0][0]
-        if deadline > self.config.time_limit_ns:
+            return None
+        tm = timers[0][2]
+        if tm.deadline > self.config.time_limit_ns:
             if not self.stopping:
                 self._livelock(
                     f"virtual time limit of {self.config.time_limit_ns / NSEC_PER_SEC:g}s "
                     f"reached with threads still waiting for timers"
                 )
-            return False
-        self.now = deadline
+            return None
+        return tm
+
+    def _fire(self, tm: Timer) -> None:
+        """Fire ``tm`` (the earliest pending timer): the clock jumps to its deadline."""
+        heapq.heappop(self._timers)
+        if tm.deadline > self.now:
+            self.now = tm.deadline
+        tm.active = False
+        self.steps += 1
         saved = self.current
         self.current = self.timer_thread
         try:
-            while timers and timers[0][0] == deadline:
-                _, _, tm = heapq.heappop(timers)
-                if tm.active:
-                    tm.active = False
-                    tm.fn()
+            tm.fn()
         finally:
             self.current = saved
-        return True
+        if self.steps > self.max_steps and not self.stopping:
+            self._livelock(f"no end after {self.max_steps} steps")
 
     # ------------------------------------------------------------------ choices
 
@@ -454,9 +530,9 @@ class Kernel:
         )
 
     def _report_deadlock(self) -> None:
-        from .frames import caller_location, where_blocked
+        from .frames import Site, blocked_site, caller_site, format_site
 
-        lines = []
+        rows: list[tuple[str, str, str, Site]] = []
         parts = []
         classes = []
         for t in self.threads:
@@ -467,13 +543,20 @@ class Kernel:
             holder = reason.holder() if reason is not None else None
             held_by = f" held by {holder.label}" if holder is not None else ""
             # The thread that found the deadlock is still running: read its stack.
-            where = caller_location(2) if t is self.current else where_blocked(t)
+            site = caller_site(2) if t is self.current else blocked_site(t)
             tag = " (daemon)" if t.daemon else ""
-            lines.append(f"  {t.label}{tag} waits for {what}{held_by}  [{where}]")
+            rows.append((t.label, tag, what + held_by, site))
             if not t.daemon:
                 parts.append(f"{t.label} waits for {what}{held_by}")
                 classes.append(getattr(reason, "klass", None) or (reason.name if reason else "?"))
-        report = "deadlock: every thread is blocked and no timer is pending\n" + "\n".join(lines)
+
+        def report() -> str:
+            lines = [
+                f"  {label}{tag} waits for {what}  [{format_site(site)}]"
+                for label, tag, what, site in rows
+            ]
+            return "deadlock: every thread is blocked and no timer is pending\n" + "\n".join(lines)
+
         self.record_failure(
             Failure(
                 "deadlock",
@@ -508,11 +591,8 @@ class Kernel:
     # ------------------------------------------------------------------ run
 
     async def run_thread(self, t: SimThread) -> None:
-        """Body of a worker task for one simulated thread (called by the session)."""
+        """The coroutine of one simulated thread: its function, and what ends it."""
         try:
-            if self.current is not t:
-                t.parked = True
-                await wait_task_rescheduled(_abort_parked)
             if self.stopping:
                 raise RunStopped()
             t.started = True
@@ -520,16 +600,10 @@ class Kernel:
             await t.fn(*t.args)
         except RunStopped:
             pass
-        except trio.Cancelled:
-            # Only the stall guard or an outside cancellation cancels a
-            # simulated thread; either way the run is over.
-            self.stopping = True
-            self.tracing = False
         except Exception as exc:  # any escape is a finding
             self._thread_crashed(t, exc)
         except BaseException:
-            # Ctrl-C and friends: leave the run, let the caller report. Trio is
-            # cancelling every task now, so teardown must not touch them.
+            # Ctrl-C and friends: leave the run, let the caller report.
             self.stopping = True
             self.tracing = False
             self.interrupted = True
@@ -548,143 +622,126 @@ class Kernel:
             self.live_nondaemon -= 1
         if self.stopping:
             if self.current is t:
-                self._wake_main()
+                self.current = None
             return
         if self.tracing:
             self._events.append((self.steps, self.now, t.tid, "exit", "", ""))
         if t.held and self.lockdep is not None:
             self.lockdep.report_held_at_exit(self, t)
             if self.stopping:
-                self._wake_main()
+                self.current = None
                 return
-        assert t.exit_wq is not None
-        t.exit_wq.wake_all()
-        nxt = self._next_after_block()
-        if nxt is None:
-            return
-        self.current = nxt
-        if nxt.parked:
-            nxt.parked = False
-            assert nxt.task is not None
-            reschedule(nxt.task)
+        if t.exit_wq is not None:
+            t.exit_wq.wake_all()
+        self.current = self._next_after_block()
 
     def _wake_main(self) -> None:
+        """The run is over: the driver stops resuming threads."""
         self.current = None
-        if self._main_parked:
-            self._main_parked = False
-            assert self._main_task is not None
-            reschedule(self._main_task)
 
-    async def _park_main(self) -> None:
-        self._main_parked = True
-        await wait_task_rescheduled(self._abort_main)
+    def _drive(self) -> None:
+        """Resume the current thread's coroutine until nobody is current any more."""
+        while True:
+            t = self.current
+            if t is None:
+                return
+            coro = t.coro
+            if coro is None:
+                coro = t.coro = self.run_thread(t)
+            try:
+                got = coro.send(None)
+            except StopIteration:
+                continue  # run_thread returned; it already picked who runs next
+            except BaseException:
+                # Ctrl-C in the middle of model code: unwind the others, re-raise.
+                self.stopping = True
+                self.tracing = False
+                self.interrupted = True
+                self._unwind_all()
+                raise
+            if got is not _PARK:
+                self._foreign_await(t, coro)
 
-    def _abort_main(self, _: Any) -> Abort:
-        self._main_parked = False
-        self.interrupted = True
-        self.stopping = True
-        self.tracing = False
-        return Abort.SUCCEEDED
+    def _foreign_await(self, t: SimThread, coro: Coroutine[Any, Any, None]) -> None:
+        """``t`` awaited something the executor does not control: report it, unwind it."""
+        what = describe_foreign_await(coro)
+        self.record_failure(
+            Failure(
+                "uncontrolled",
+                f"{t.label} awaited {what}, which the executor does not control",
+                thread=t.label,
+                signature=f"uncontrolled:{what.split(' ', 1)[0]}",
+            ),
+            fatal=True,
+        )
+        self.current = t
+        self._throw(t, coro)
+        self.current = None
 
-    def stalled(self) -> None:
-        """Every Trio task is blocked (called by the session's guard)."""
-        cur = self.current
-        if cur is not None and cur.started and not cur.parked and cur.state is not _DONE:
-            assert cur.task is not None
-            what = describe_foreign_await(cur.task)
-            self.record_failure(
-                Failure(
-                    "uncontrolled",
-                    f"{cur.label} awaited {what}, which the executor does not control",
-                    thread=cur.label,
-                    signature=f"uncontrolled:{what.split(' ', 1)[0]}",
-                ),
-                fatal=True,
-            )
-            self.stopping = True
-            assert cur.worker is not None and cur.worker.scope is not None
-            cur.worker.scope.cancel()
-        elif self._main_parked:
-            # Nobody can run and nobody will wake main: an executor bug.
-            self.record_failure(
-                Failure("exception", "executor stalled with no runnable thread"), fatal=True
-            )
-            self._wake_main()
+    def _throw(self, t: SimThread, coro: Coroutine[Any, Any, None]) -> None:
+        """Unwind a parked thread: RunStopped at the point where it waits."""
+        try:
+            coro.throw(RunStopped())
+        except StopIteration:
+            return
+        except BaseException:
+            if not self.interrupted:
+                raise
+            return
+        # It awaited again while unwinding (a cleanup that blocks): close it.
+        coro.close()
+        if t.state is not _DONE:
+            self._on_thread_exit(t)
 
     async def run(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
         """Execute ``fn(kernel, *args, **kwargs)`` as thread ``init`` and everything it spawns.
 
-        Inside a session (:func:`open_session`) the run reuses its Trio tasks;
-        otherwise a session is opened for this run alone.
+        The whole run happens inside the calling Trio task, which it never
+        leaves: the simulated threads only ever wait for each other.
         """
-        if self._ran:
-            raise ExecutorError("a Kernel runs once; make a new one")
-        if _K is not None:
-            raise ExecutorError("another simulated kernel run is active in this process")
-        session = current_session()
-        if session is None:
-            async with open_session() as session:
-                await self._run_in(session, fn, args, kwargs)
-        else:
-            await self._run_in(session, fn, args, kwargs)
+        self.run_sync(fn, *args, **kwargs)
 
-    async def _run_in(
-        self,
-        session: Session,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
+    def run_sync(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """:meth:`run`, callable outside Trio (tests, tools)."""
         global _K
         if self._ran:
             raise ExecutorError("a Kernel runs once; make a new one")
-        self._ran = True
         if _K is not None:
             raise ExecutorError("another simulated kernel run is active in this process")
-        session.begin(self)
+        self._ran = True
         _K = self
-        self._session = session
-        self._main_task = current_task()
+        self._running = True
         self.strategy.start_run(self)
         try:
             body = functools.partial(fn, **kwargs) if kwargs else fn
-            init = self.spawn(body, self, *args, name="init")
-            self.current = init
-            if init.parked:
-                init.parked = False
-                assert init.task is not None
-                reschedule(init.task)
-            await self._park_main()
-            await self._teardown()
+            self.current = self.spawn(body, self, *args, name="init")
+            self._drive()
+            self._teardown()
         finally:
             _K = None
+            self._running = False
             self.tracing = False
-            session.end(self)
             self.strategy.end_run(self)
         if self.finished and not any(f.extra.get("fatal") for f in self.failures):
             self._exit_checks()
 
-    async def _teardown(self) -> None:
+    def _teardown(self) -> None:
         """Unwind every thread still alive, one at a time, in tid order."""
         self.stopping = True
         self.tracing = False
+        self._unwind_all()
+        self.current = None
+
+    def _unwind_all(self) -> None:
         for t in self.threads:
-            if self.interrupted:
-                break  # Trio is cancelling the tasks itself
             if t.state is _DONE:
                 continue
+            coro = t.coro
+            if coro is None:  # never started
+                self._on_thread_exit(t)
+                continue
             self.current = t
-            if t.parked:
-                # Parked by the executor (blocked, preempted or never started).
-                t.parked = False
-                assert t.task is not None
-                reschedule(t.task, outcome.Error(RunStopped()))
-            elif t.started and t.worker is not None and t.worker.scope is not None:
-                # Stuck outside the executor: the guard cancelled it already.
-                t.worker.scope.cancel()
-            # else: its worker task has not taken its first step; it will see `stopping`.
-            await self._park_main()
-        self.current = None
+            self._throw(t, coro)
 
     def _exit_checks(self) -> None:
         saved = self.stopping
@@ -711,11 +768,11 @@ def _tid_of(t: SimThread) -> int:
     return t.tid
 
 
-def describe_foreign_await(task: trio.lowlevel.Task) -> str:
-    """Name the non-executor call a task is parked in, e.g. 'trio.sleep (at x.py:12)'."""
-    from .frames import short_path
+def describe_foreign_await(coro: object) -> str:
+    """Name the non-executor call a coroutine is parked in, e.g. 'trio.sleep (at x.py:12)'."""
+    from .frames import await_frames, short_path
 
-    frames = list(task.iter_await_frames())
+    frames = await_frames(coro)
     caller = None
     for frame, lineno in frames:
         module = frame.f_globals.get("__name__", "?")
@@ -733,6 +790,7 @@ def describe_foreign_await(task: trio.lowlevel.Task) -> str:
 
 # Re-exported for the primitives' convenience.
 __all__ = [
+    "IRQ_TID",
     "NSEC_PER_MSEC",
     "NSEC_PER_SEC",
     "NSEC_PER_USEC",
@@ -748,4 +806,3 @@ __all__ = [
 # Modules that import this one; bound here, after everything they use exists.
 from ..locking import lockdep as _lockdep  # noqa: E402
 from ..mm import memory as _memory  # noqa: E402
-from . import waitqueue as _waitqueue  # noqa: E402

@@ -6,6 +6,12 @@ choice (e.g. allocation fault injection), the run asks its strategy. The
 run the lowest-numbered runnable thread; for data, 0. Option lists handed to
 index-based strategies put the canonical option first, so shrinking towards
 index 0 means shrinking towards fewer preemptions.
+
+Interrupts: where a timer is pending, the option list ends with the
+pseudo-thread ``k.irq_option`` (tid :data:`IRQ_TID`); picking it fires the
+earliest timer. It is never canonical. Random strategies weight it by how
+soon the timer is due (:func:`irq_fire_probability`), so a command completion
+due in 2 us often lands early and a 5 s job timeout rarely does.
 """
 
 from __future__ import annotations
@@ -15,12 +21,43 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .failure import RunStopped
+from .thread import IRQ_TID
 
 if TYPE_CHECKING:
     from hypothesis.strategies import DataObject
 
     from .kernel import Kernel
     from .thread import SimThread
+
+
+# A yield point stands for about this much CPU work: a timer due in d ns is
+# about d / NS_PER_STEP steps away.
+NS_PER_STEP = 1_000
+# Never fire more eagerly than this at one decision, so a due timer still
+# leaves the current thread a chance to go on.
+IRQ_P_MAX = 0.5
+# Whatever its deadline, a pending timer fires early in about this fraction
+# of runs (spread over the run's expected length): far timeouts are reached
+# early, but rarely.
+IRQ_EARLY_FRACTION = 0.05
+
+
+def irq_fire_probability(k: Kernel, steps_estimate: int) -> float:
+    """The chance of firing the earliest pending timer at this decision."""
+    tm = k.next_timer()
+    if tm is None:
+        return 0.0
+    due_in = tm.deadline - k.now
+    p = NS_PER_STEP / due_in if due_in > NS_PER_STEP else 1.0
+    floor = IRQ_EARLY_FRACTION / max(1, steps_estimate)
+    if p < floor:
+        p = floor
+    return p if p < IRQ_P_MAX else IRQ_P_MAX
+
+
+def has_irq(opts: Sequence[SimThread]) -> bool:
+    """Does the option list end with the interrupt option?"""
+    return opts[-1].tid == IRQ_TID
 
 
 def options(cur: SimThread | None, runnable: Sequence[SimThread]) -> list[SimThread]:
@@ -61,16 +98,26 @@ class Canonical(Strategy):
 
 
 class RandomWalk(Strategy):
-    """Uniformly random among the runnable threads at every yield point."""
+    """Uniformly random among the runnable threads at every yield point.
+
+    A pending timer fires first with :func:`irq_fire_probability`;
+    ``steps_estimate`` is the expected run length in steps.
+    """
 
     name = "random"
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, steps_estimate: int = 100) -> None:
         self.seed = seed
+        self.steps_estimate = max(1, steps_estimate)
         self.rng = random.Random(seed)
 
     def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
-        return runnable[int(self.rng.random() * len(runnable))]
+        n = len(runnable)
+        if runnable[-1].tid == IRQ_TID:
+            if self.rng.random() < irq_fire_probability(k, self.steps_estimate):
+                return runnable[-1]
+            n -= 1
+        return runnable[int(self.rng.random() * n)]
 
     def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
         if self.rng.random() >= p_nonzero:
@@ -88,6 +135,11 @@ class PCT(Strategy):
     runnable thread always runs; at ``depth - 1`` random steps in
     ``[1, steps_estimate]`` the thread about to run drops below every initial
     priority. A bug of depth d is found with probability >= 1/(n k^(d-1)).
+
+    The interrupt is one more "thread" with its own random priority, demoted
+    by change points like any other. When it has the highest priority, the
+    earliest timer fires with :func:`irq_fire_probability` (so a far timeout
+    rarely lands early even then); otherwise the best thread runs.
     """
 
     name = "pct"
@@ -115,6 +167,10 @@ class PCT(Strategy):
             prio[best.tid] = float(self.next_point)
             self.next_point += 1
             best = max(runnable, key=lambda t: prio[t.tid])
+        if best.tid == IRQ_TID and self.rng.random() >= irq_fire_probability(
+            k, self.steps_estimate
+        ):
+            best = max(runnable[:-1], key=lambda t: prio[t.tid])
         return best
 
     def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
@@ -211,8 +267,9 @@ class RoundRobin(Strategy):
     def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
         if cur is None:
             return runnable[0]
+        n = len(runnable) - (runnable[-1].tid == IRQ_TID)  # timers fire when all block
         i = runnable.index(cur) + 1
-        return runnable[i if i < len(runnable) else 0]
+        return runnable[i if i < n else 0]
 
 
 class HypothesisData(Strategy):
@@ -241,26 +298,77 @@ class HypothesisData(Strategy):
         return self.data.draw(st.integers(0, n - 1))
 
 
-def make_strategy(name: str, seed: int, *, depth: int = 3, steps_estimate: int = 1000) -> Strategy:
-    """Build a campaign strategy by its CLI name."""
+PORTFOLIO_DEPTHS = (1, 2, 3)
+STRATEGIES = ("portfolio", "random", "pct")
+
+
+def portfolio_member(run_index: int) -> tuple[str, int]:
+    """The portfolio alternates random walk (even runs) and PCT at depths 1, 2, 3 (odd runs).
+
+    Random walk finds shallow bugs in a handful of runs; PCT gives the
+    probabilistic guarantee for bugs of a known depth.
+    """
+    if run_index % 2 == 0:
+        return "random", 0
+    return "pct", PORTFOLIO_DEPTHS[(run_index // 2) % len(PORTFOLIO_DEPTHS)]
+
+
+def make_strategy(
+    name: str,
+    seed: int,
+    *,
+    depth: int = 3,
+    steps_estimate: int = 100,
+    run_index: int = 0,
+) -> Strategy:
+    """Build a campaign strategy by its CLI name (``portfolio`` picks one by ``run_index``)."""
+    if name == "portfolio":
+        name, member_depth = portfolio_member(run_index)
+        depth = member_depth or depth
     if name == "random":
-        return RandomWalk(seed)
+        return RandomWalk(seed, steps_estimate)
     if name == "pct":
         return PCT(seed, depth, steps_estimate)
     if name == "canonical":
         return Canonical()
-    raise ValueError(f"unknown strategy {name!r} (random, pct)")
+    raise ValueError(f"unknown strategy {name!r} ({', '.join(STRATEGIES)})")
+
+
+class StepsEstimate:
+    """The expected run length, from the runs already seen (PCT's k, the interrupt floor)."""
+
+    __slots__ = ("runs", "total")
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.total = 0
+
+    def add(self, steps: int) -> None:
+        self.runs += 1
+        self.total += steps
+
+    @property
+    def value(self) -> int:
+        if not self.runs:
+            return 100  # before the first run: a small scenario's length
+        return max(1, round(self.total / self.runs))
 
 
 __all__ = [
+    "IRQ_TID",
     "PCT",
+    "STRATEGIES",
     "Canonical",
     "HypothesisData",
     "RandomWalk",
     "Replay",
     "RoundRobin",
     "RunStopped",
+    "StepsEstimate",
     "Strategy",
+    "has_irq",
+    "irq_fire_probability",
     "make_strategy",
     "options",
+    "portfolio_member",
 ]

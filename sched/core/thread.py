@@ -1,18 +1,22 @@
-"""Simulated kernel threads (one Trio task each)."""
+"""Simulated kernel threads (one coroutine each, driven by the run)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
-    import trio
+    from collections.abc import Coroutine
 
     from ..locking.lockdep import HeldLock
     from .kernel import Timer
-    from .session import Worker
     from .waitqueue import WaitQueue
+
+
+# The choice that fires the earliest pending timer (an interrupt, a hardware
+# completion, a timeout), and the tid of the pseudo-thread standing for it.
+IRQ_TID: Final = 1 << 20
 
 
 class ThreadState(IntEnum):
@@ -41,21 +45,19 @@ class SimThread:
     __slots__ = (
         "args",
         "blocked_on",
+        "coro",
         "ctx",
         "daemon",
         "exit_wq",
         "fn",
         "held",
         "name",
-        "parked",
         "preempt_count",
         "started",
         "state",
-        "task",
         "tid",
         "timer",
         "woken",
-        "worker",
     )
 
     def __init__(
@@ -72,8 +74,7 @@ class SimThread:
         self.args = args
         self.daemon = daemon
         self.state = ThreadState.RUNNABLE
-        self.task: trio.lowlevel.Task | None = None
-        self.parked = False  # parked by the executor (wait_task_rescheduled)
+        self.coro: Coroutine[Any, Any, None] | None = None  # created when first run
         self.started = False
         self.blocked_on: BlockReason | None = None
         self.woken = False  # result of the last wait: woken (True) or timed out
@@ -81,7 +82,6 @@ class SimThread:
         self.exit_wq: WaitQueue | None = None
         self.held: list[HeldLock] = []  # lockdep's held-lock stack
         self.preempt_count = 0  # > 0: atomic context (spinlock held, hard IRQ)
-        self.worker: Worker | None = None  # the pooled Trio task running this thread
         self.ctx: dict[str, Any] = {}  # per-thread model state (e.g. the running work)
 
     @property
@@ -97,5 +97,8 @@ class SimThread:
 
         await preempt()
         while self.state is not ThreadState.DONE:
-            assert self.exit_wq is not None
+            if self.exit_wq is None:
+                from .waitqueue import WaitQueue
+
+                self.exit_wq = WaitQueue(f"exit of T{self.tid}", klass="thread-exit")
             await self.exit_wq.wait()

@@ -143,7 +143,17 @@ class Lockdep:
         self.reported: set[tuple[str, str]] = set()
         self.reports = 0
         if prime:
-            prime_dma_resv_lockdep(self)
+            self._copy_edges(_primed())
+
+    def _copy_edges(self, other: Lockdep) -> None:
+        """Start from ``other``'s classes and dependencies (priming is done once)."""
+        for key in other.classes:
+            self.class_named(key)
+        for cls in other.classes.values():
+            mine = self.classes[cls.key]
+            for nxt, e in cls.after.items():
+                dst = self.classes[nxt.key]
+                mine.after[dst] = Edge(mine, dst, e.types, e.origin)
 
     # ------------------------------------------------------------------ classes
 
@@ -569,6 +579,19 @@ def held_locks_text(t: SimThread) -> str:
 
 
 # ---------------------------------------------------------------------- default graph
+
+_PRIMED: Lockdep | None = None
+
+
+def _primed() -> Lockdep:
+    """The boot-time graph of ``dma_resv_lockdep()``, built once per process."""
+    global _PRIMED
+    if _PRIMED is None:
+        graph = Lockdep(prime=False)
+        prime_dma_resv_lockdep(graph)
+        _PRIMED = graph
+    return _PRIMED
+
 
 _default: Lockdep | None = None
 

@@ -5,7 +5,9 @@ Every operation is a yield point (taken before the operation itself).
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from types import TracebackType
+from typing import Any
 
 from ..core.failure import Failure
 from ..core.frames import fast_site, format_site
@@ -26,7 +28,7 @@ class Mutex:
     ``name`` names this instance in traces and reports.
     """
 
-    __slots__ = ("dep_map", "destroyed", "name", "owner", "wq")
+    __slots__ = ("_wq", "dep_map", "destroyed", "name", "owner")
 
     kind = "mutex"
 
@@ -35,11 +37,18 @@ class Mutex:
         self.dep_map = LockdepMap(name, key)
         self.owner: SimThread | None = None
         self.destroyed = False
-        self.wq = WaitQueue(
-            f"{self.kind} {name}",
-            klass=f"{self.kind} {self.dep_map.key}",
-            owner=self._owner,
-        )
+        self._wq: WaitQueue | None = None  # made on first contention
+
+    @property
+    def wq(self) -> WaitQueue:
+        wq = self._wq
+        if wq is None:
+            wq = self._wq = WaitQueue(
+                f"{self.kind} {self.name}",
+                klass=f"{self.kind} {self.dep_map.key}",
+                owner=self._owner,
+            )
+        return wq
 
     def _owner(self) -> SimThread | None:
         return self.owner
@@ -106,7 +115,8 @@ class Mutex:
             k.lockdep.release(k, cur, self.dep_map)
         self.owner = None
         k.ev("unlock", self.name)
-        self.wq.wake_one()
+        if self._wq is not None:
+            self._wq.wake_one()
 
     def is_locked(self) -> bool:
         return self.owner is not None
@@ -169,23 +179,25 @@ class SpinLock(Mutex):
         super()._release(k)
 
 
-# C-shaped entry points, so ported code reads like the driver.
+# C-shaped entry points, so ported code reads like the driver. They hand back
+# the method's coroutine rather than awaiting it: one frame less on the
+# hottest paths of the model.
 
 
-async def mutex_lock(m: Mutex) -> None:
-    await m.lock()
+def mutex_lock(m: Mutex) -> Coroutine[Any, Any, None]:
+    return m.lock()
 
 
-async def mutex_lock_nested(m: Mutex, subclass: int) -> None:
-    await m.lock(subclass=subclass)
+def mutex_lock_nested(m: Mutex, subclass: int) -> Coroutine[Any, Any, None]:
+    return m.lock(subclass=subclass)
 
 
-async def mutex_trylock(m: Mutex) -> bool:
-    return await m.trylock()
+def mutex_trylock(m: Mutex) -> Coroutine[Any, Any, bool]:
+    return m.trylock()
 
 
-async def mutex_unlock(m: Mutex) -> None:
-    await m.unlock()
+def mutex_unlock(m: Mutex) -> Coroutine[Any, Any, None]:
+    return m.unlock()
 
 
 def mutex_is_locked(m: Mutex) -> bool:
@@ -196,12 +208,12 @@ def mutex_destroy(m: Mutex) -> None:
     m.destroy()
 
 
-async def spin_lock(s: SpinLock) -> None:
-    await s.lock()
+def spin_lock(s: SpinLock) -> Coroutine[Any, Any, None]:
+    return s.lock()
 
 
-async def spin_unlock(s: SpinLock) -> None:
-    await s.unlock()
+def spin_unlock(s: SpinLock) -> Coroutine[Any, Any, None]:
+    return s.unlock()
 
 
 async def spin_lock_irqsave(s: SpinLock) -> int:

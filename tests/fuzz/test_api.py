@@ -100,7 +100,7 @@ def test_the_cli_runs_through_the_api(
     ("kwargs", "needle"),
     [
         ({"runs": 0}, "runs: expected a positive integer"),
-        ({"strategy": "dfs"}, "strategy: expected one of random, pct"),
+        ({"strategy": "dfs"}, "strategy: expected one of portfolio, random, pct"),
         ({"time_budget": -1}, "positive duration"),
         ({"params": {"nope": 1}}, "no selected scenario"),
         ({"params": {"threads": 0}}, "threads must be >= 1"),
@@ -135,3 +135,10 @@ async def test_async_variants_inside_trio() -> None:
     assert small.after <= small.before
     summary = await pf.aexplore("lost-wakeup", preemption_bound=1)
     assert summary.failing_schedules == 1
+
+
+def test_the_cli_names_the_executors_strategies() -> None:
+    from panthor_testbed.fuzz.cli import STRATEGIES
+    from panthor_testbed.sched.core.strategy import STRATEGIES as SCHED_STRATEGIES
+
+    assert STRATEGIES == SCHED_STRATEGIES

@@ -77,7 +77,7 @@ def test_fuzz_json_and_replay_file(capsys: pytest.CaptureFixture[str], tmp_path:
     )
     assert code == 1
     doc = json.loads(out)
-    assert doc["strategy"] == "pct" and doc["seed"] == 3 and doc["depth"] == 3
+    assert doc["strategy"] == "portfolio" and doc["seed"] == 3 and doc["depth"] == 3
     assert doc["failures"] == 1 and doc["runs"] == doc["scenarios"][0]["runs"]
     found = doc["scenarios"][0]["failures"][0]
     assert found["kind"] == "invariant"

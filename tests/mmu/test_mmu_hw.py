@@ -155,7 +155,9 @@ def test_command_latency_is_a_strategy_choice() -> None:
     run_clean(scenario_for(fast))
     k = run_clean(scenario_for(slow), strategy=FixedData(2))
     assert fast["waited"] < 20_000 <= 500_000 <= slow["waited"]
-    assert k.choices == [-3]  # one data choice, value 2, recorded for replay
+    # one data choice, value 2, recorded for replay; the others: the thread goes on
+    # while the command's completion is pending
+    assert [c for c in k.choices if c < 0] == [-3]
 
 
 def test_stuck_as_active_makes_wait_ready_time_out() -> None:

@@ -24,7 +24,6 @@ from panthor_testbed.sched import (
     wait_for_completion_timeout,
 )
 from panthor_testbed.sched.core.harness import arun, run
-from panthor_testbed.sched.core.session import open_session
 from panthor_testbed.sched.errno import ETIMEDOUT
 
 
@@ -237,7 +236,7 @@ def test_awaiting_a_raw_trio_primitive_is_reported_not_a_hang() -> None:
     assert "test_executor.py" in f.message
 
 
-async def test_awaiting_a_trio_event_is_reported_inside_a_session() -> None:
+async def test_awaiting_a_trio_event_is_reported_and_the_next_run_is_fine() -> None:
     event = trio.Event()
 
     async def scenario(k: Kernel) -> None:
@@ -246,14 +245,13 @@ async def test_awaiting_a_trio_event_is_reported_inside_a_session() -> None:
 
         k.spawn(rogue, name="rogue")
 
-    async with open_session():
-        k = await arun(scenario)
-        f = k.primary_failure
-        assert f is not None and f.kind == "uncontrolled"
-        assert "trio.Event.wait" in f.message
-        # the session is still usable afterwards
-        k2 = await arun(_quiet)
-        assert k2.failures == []
+    k = await arun(scenario)
+    f = k.primary_failure
+    assert f is not None and f.kind == "uncontrolled"
+    assert "trio.Event.wait" in f.message
+    assert all(t.state.name == "DONE" for t in k.threads)
+    k2 = await arun(_quiet)
+    assert k2.failures == []
 
 
 async def _quiet(k: Kernel) -> None:
@@ -343,10 +341,27 @@ async def test_kernel_runs_only_once_and_one_run_at_a_time() -> None:
         await k.run(scenario)
 
 
-async def test_many_executions_share_a_session_without_new_tasks() -> None:
-    async with open_session() as session:
+def test_a_run_never_leaves_the_calling_trio_task() -> None:
+    """Threads are coroutines the run drives itself: no Trio task, no Trio scheduling."""
+
+    class Steps(trio.abc.Instrument):
+        def __init__(self) -> None:
+            self.tasks: set[str] = set()
+            self.steps = 0
+
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            self.steps += 1
+            self.tasks.add(task.name)
+
+    steps = Steps()
+
+    async def main() -> None:
+        trio.lowlevel.add_instrument(steps)
+        before = steps.steps
         for seed in range(30):
             k = Kernel(RandomWalk(seed))
             await k.run(_quiet)
-        # init + one thread per run: the pool never grew past two workers
-        assert session.workers_started == 2
+            assert k.failures == []
+        assert steps.steps == before  # 30 runs, 60 threads: not one Trio task step
+
+    trio.run(main)

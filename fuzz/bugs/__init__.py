@@ -1,0 +1,117 @@
+"""The bug catalogue: real historical panthor bugs, each with the code that has it.
+
+Every entry (one module here, named after its slug) is a real bug, named by
+the kernel commit that fixed it. A ``pre-seed`` entry was fixed before the
+seed's revision: its module holds the pre-fix code of the functions the fix
+touched, and ``--inject SLUG`` installs that code in place of the model's. A
+``latent`` entry is still in the seed: its module holds the kernel's later
+fix, and ``--patch SLUG`` (or ``--patch all``) installs it. The model never
+consults a flag and no checker knows what is installed; see
+:mod:`.install`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .entry import Bug, Kind
+from .install import Installation, install
+
+# slug -> module, in catalogue order
+ENTRIES: dict[str, str] = {
+    "vm-pool-get-without-xa-lock": "vm_pool_get_without_xa_lock",
+    "obtain-prealloc-without-resv": "obtain_prealloc_without_resv",
+    "prepare-map-enomem-returns-0": "prepare_map_enomem_returns_0",
+    "unmap-vma-prealloc-one-short": "unmap_vma_prealloc_one_short",
+    "irq-mask-not-restored-on-reenable": "irq_mask_not_restored_on_reenable",
+}
+
+
+class UnknownBug(Exception):
+    """Not a catalogue slug (the CLI turns it into exit 2)."""
+
+
+class Entry:
+    """A loaded catalogue entry: its description and the code it installs."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.bug: Bug = module.BUG
+        self.replaces: dict[str, Callable[..., Any]] = dict(module.REPLACES)
+        self.expected_diff: list[str] = list(module.EXPECTED_DIFF)
+
+
+def get_entry(slug: str) -> Entry:
+    name = ENTRIES.get(slug)
+    if name is None:
+        known = ", ".join(ENTRIES)
+        raise UnknownBug(f"unknown bug slug {slug!r} (catalogue: {known})")
+    return Entry(importlib.import_module(f"{__name__}.{name}"))
+
+
+def get_bug(slug: str) -> Bug:
+    return get_entry(slug).bug
+
+
+def catalogue() -> list[Bug]:
+    return [get_bug(slug) for slug in ENTRIES]
+
+
+def latent_slugs() -> list[str]:
+    return [b.slug for b in catalogue() if b.kind == "latent"]
+
+
+def check_selection(
+    inject: list[str] | tuple[str, ...], patch: list[str] | tuple[str, ...]
+) -> None:
+    """``--inject`` takes pre-seed bugs, ``--patch`` latent ones (``all``: every latent one)."""
+    for slug in inject:
+        if get_bug(slug).kind != "pre-seed":
+            raise UnknownBug(f"{slug} is a latent bug of the seed: --patch it, not --inject")
+    for slug in patch:
+        if slug != "all" and get_bug(slug).kind != "latent":
+            raise UnknownBug(f"{slug} was fixed before the seed: --inject it, not --patch")
+
+
+def expand_patches(patch: list[str] | tuple[str, ...]) -> list[str]:
+    if "all" in patch:
+        return latent_slugs()
+    return list(dict.fromkeys(patch))
+
+
+@contextmanager
+def installed(
+    inject: list[str] | tuple[str, ...] = (), patch: list[str] | tuple[str, ...] = ()
+) -> Iterator[Installation]:
+    """Install the selected entries' code for the duration of the block."""
+    check_selection(inject, patch)
+    replaces: dict[str, Callable[..., Any]] = {}
+    for slug in [*inject, *expand_patches(patch)]:
+        for target, fn in get_entry(slug).replaces.items():
+            if target in replaces:
+                raise UnknownBug(f"{slug} and another selected entry both replace {target}")
+            replaces[target] = fn
+    inst = install(replaces)
+    try:
+        yield inst
+    finally:
+        inst.undo()
+
+
+__all__ = [
+    "ENTRIES",
+    "Bug",
+    "Entry",
+    "Kind",
+    "UnknownBug",
+    "catalogue",
+    "check_selection",
+    "expand_patches",
+    "get_bug",
+    "get_entry",
+    "installed",
+    "latent_slugs",
+]

@@ -1,0 +1,1 @@
+"""lib/ and include/linux helpers the driver uses: list_head, xarray."""

@@ -187,8 +187,10 @@ def _convert(scenario: str, name: str, raw: str, default: object) -> Any:
         if isinstance(default, float):
             return float(raw)
     except ValueError:
+        what = {"bool": "a bool (true/false)", "int": "an int", "float": "a float"}
+        tname = type(default).__name__
         raise ScenarioError(
-            f"--param {name}={raw}: {scenario}.{name} takes a {type(default).__name__}"
+            f"--param {name}={raw}: {scenario}.{name} takes {what.get(tname, tname)}"
         ) from None
     return raw
 

@@ -126,6 +126,25 @@ def resolve_scenario(scenario: ScenarioLike) -> Scenario:
     raise ScenarioError(f"not a scenario: {scenario!r}")
 
 
+def _param_items(params: Params) -> list[tuple[str, Any, bool]]:
+    """(name, value, is NAME=VALUE text) for each parameter setting, in order."""
+    if params is None:
+        return []
+    if isinstance(params, Mapping):
+        return [(str(n), v, False) for n, v in params.items()]
+    items: list[tuple[str, Any, bool]] = []
+    for pair in params:
+        if "=" not in pair:
+            raise ScenarioError(f"--param {pair!r}: expected NAME=VALUE")
+        name, raw = pair.split("=", 1)
+        items.append((name, raw, True))
+    return items
+
+
+def _set(sc: ScenarioInfo, name: str, value: Any, textual: bool) -> Any:
+    return sc.convert(name, value) if textual else sc.check({name: value})[name]
+
+
 def bind_params(scs: Sequence[ScenarioInfo], params: Params) -> list[dict[str, Any]]:
     """Apply each parameter to every scenario that has it (NAME=VALUE strings or values).
 
@@ -133,31 +152,21 @@ def bind_params(scs: Sequence[ScenarioInfo], params: Params) -> list[dict[str, A
     A parameter no selected scenario has is an error.
     """
     bound: list[dict[str, Any]] = [dict(sc.params) for sc in scs]
-    items: list[tuple[str, Any, bool]] = []
-    if params is None:
-        pass
-    elif isinstance(params, Mapping):
-        items = [(str(n), v, False) for n, v in params.items()]
-    else:
-        for pair in params:
-            if "=" not in pair:
-                raise ScenarioError(f"--param {pair!r}: expected NAME=VALUE")
-            name, raw = pair.split("=", 1)
-            items.append((name, raw, True))
-    for name, value, textual in items:
+    for name, value, textual in _param_items(params):
         hit = False
         for i, sc in enumerate(scs):
-            if name not in sc.params:
-                continue
-            hit = True
-            if textual:
-                bound[i][name] = sc.convert(name, value)
-            else:
-                bound[i][name] = sc.check({name: value})[name]
+            if name in sc.params:
+                bound[i][name] = _set(sc, name, value, textual)
+                hit = True
         if not hit:
             names = ", ".join(sc.name for sc in scs)
             raise ScenarioError(f"--param {name}: no selected scenario ({names}) has it")
     return bound
+
+
+def _overrides(sc: ScenarioInfo, params: Params) -> dict[str, Any]:
+    """Only the parameters ``params`` names, converted and checked for ``sc``."""
+    return {name: _set(sc, name, value, textual) for name, value, textual in _param_items(params)}
 
 
 def _inject(inject: Iterable[str]) -> tuple[str, ...]:
@@ -390,18 +399,11 @@ def _replay_spec(rf: ReplayFile, params: Params, scenario: ScenarioLike | None) 
         sc = find_scenario(rf, scenario)
     else:
         sc = resolve_scenario(scenario)
-    values = bind_params([sc], params)[0] if params else {}
-    own = {n: v for n, v in values.items() if params and _named(params, n)}
+    own = _overrides(sc, params)
     try:
         return RunSpec.make(sc, {**rf.params, **own}, config=rf.config, inject=tuple(rf.inject))
     except ScenarioError as exc:
         raise ReplayFileError(f"{rf.path or 'replay file'} does not fit: {exc}") from None
-
-
-def _named(params: Mapping[str, Any] | Sequence[str], name: str) -> bool:
-    if isinstance(params, Mapping):
-        return name in params
-    return any(p.split("=", 1)[0] == name for p in params)
 
 
 def replay(

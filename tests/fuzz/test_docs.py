@@ -71,3 +71,24 @@ async def test_a_completion_started_with_a_count_as_docs_sched_md_says() -> None
     k = await arun(scenario)
     assert passed == ["a", "b"]  # two pass, the third waits for a complete()
     assert k.primary_failure is not None and k.primary_failure.kind == "deadlock"
+
+
+def test_the_readme_tour_output_is_real(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `$ panthor-testbed ...` block of the README, run in order in a fresh
+    directory, prints what the README shows (wall-clock seconds aside)."""
+    monkeypatch.chdir(tmp_path)
+    seconds = re.compile(r"\d+\.\d\ds\b")
+    ran = 0
+    for block in _blocks(ROOT / "README.md", "console"):
+        if "$ panthor-testbed bench" in block:
+            continue  # machine-dependent figures
+        for cmd in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            line, _, shown = cmd.partition("\n")
+            argv = line.split()[1:]
+            main(argv)
+            out = capsys.readouterr().out
+            assert seconds.sub("T", out) == seconds.sub("T", shown), line
+            ran += 1
+    assert ran >= 7

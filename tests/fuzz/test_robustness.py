@@ -364,6 +364,19 @@ def test_scenarios_and_help_load_no_heavy_module() -> None:
         assert res.stdout.strip() == "[]", (argv, res.stdout)
 
 
+def test_fuzz_loads_neither_hypothesis_nor_pytest(tmp_path: Path) -> None:
+    script = (
+        "import sys, contextlib, io\n"
+        "from panthor_testbed.fuzz.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['fuzz', 'lost-update', '--runs', '3', '--out', {str(tmp_path)!r}])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('hypothesis', 'pytest', "
+        "'trio.testing'))))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]", res.stdout
+
+
 def test_the_scenario_index_matches_the_imported_scenarios() -> None:
     from panthor_testbed.fuzz.scenario import ScenarioInfo, builtin_index, builtin_scenarios
 

@@ -16,15 +16,16 @@ importing them (see :func:`builtin_index`), so it starts in a tenth of a second.
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib
 import inspect
 import os
 import sys
-import types
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import types
 
 from .errors import ScenarioError
 
@@ -446,6 +447,9 @@ def load_file(path: str, func: str, *, name: str) -> Scenario:
     or written next to a user's file), so an edit made a moment ago is what
     runs, even within one second and at the same size.
     """
+    import hashlib
+    import types
+
     path = os.path.abspath(path)
     try:
         with open(path, encoding="utf-8") as f:

@@ -11,7 +11,8 @@ up to ``witness_runs`` more runs looking for a schedule where it really
 happens, and attaches that schedule as the report's witness.
 
 Every failure is written to disk the moment it is found, so an interrupted
-campaign loses nothing it already found.
+campaign loses nothing it already found. With ``out=None`` (the Python API's
+default) nothing is written: each finding carries its ReplayFile.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from panthor_testbed.sched import Kernel, make_strategy
 from panthor_testbed.sched.core.strategy import StepsEstimate
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
-from .replayfile import replay_name
+from .replayfile import ReplayFile, replay_name
 from .runner import RunSpec, derive_seed, execute, replay_file_of
 from .scenario import get_scenario
 
@@ -47,7 +48,7 @@ class CampaignOptions:
     strategy: str = "portfolio"
     depth: int = 3
     jobs: int = 1
-    out: str = "failures"
+    out: str | None = "failures"  # None: keep replay files in memory only
     keep_going: bool = False
     witness_runs: int = 200
 
@@ -65,8 +66,10 @@ class Found:
     failure: dict[str, Any]
     run: int
     seed: int
-    replay: str
+    replay: str  # the file's path ("" when the campaign keeps files in memory)
     witness: str | None = None  # for a lockdep report: the replay of a real deadlock
+    replay_file: ReplayFile | None = None
+    witness_file: ReplayFile | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -81,6 +84,9 @@ class Found:
         return out
 
 
+DONE, INTERRUPTED, NOT_RUN = "done", "interrupted", "not run"
+
+
 @dataclass
 class ScenarioResult:
     name: str
@@ -88,6 +94,7 @@ class ScenarioResult:
     steps: int = 0
     elapsed_s: float = 0.0
     failures: list[Found] = field(default_factory=list)
+    status: str = NOT_RUN  # DONE: it ran its share to the end (or to its first failure)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +102,7 @@ class ScenarioResult:
             "runs": self.runs,
             "steps": self.steps,
             "elapsed_s": round(self.elapsed_s, 3),
+            "status": self.status,
             "failures": [f.to_json() for f in self.failures],
         }
 
@@ -125,6 +133,9 @@ class ProgressSink:
 
     def found(self, name: str, found: Found) -> None: ...
 
+    def close(self) -> None:
+        """The campaign ended, however it ended (also after Ctrl-C or an error)."""
+
 
 # ---------------------------------------------------------------------- one scenario
 
@@ -137,7 +148,7 @@ class _Plan:
     deadline: float | None  # time.monotonic()
 
 
-def _record(
+async def _record(
     k: Kernel,
     plan: _Plan,
     opts: CampaignOptions,
@@ -148,10 +159,14 @@ def _record(
     strategy = k.strategy.describe()
     if opts.strategy != strategy["name"]:
         strategy["portfolio"] = opts.strategy
-    rf = replay_file_of(k, plan.spec, strategy=strategy, seed=seed, reported_before=reported_before)
-    path = os.path.join(opts.out, replay_name(plan.name, seed))
-    rf.save(path)
-    return Found(plan.name, rf.failure, index, seed, path)
+    rf = await replay_file_of(
+        k, plan.spec, strategy=strategy, seed=seed, reported_before=reported_before
+    )
+    path = ""
+    if opts.out is not None:
+        path = os.path.join(opts.out, replay_name(plan.name, seed))
+        rf.save(path)
+    return Found(plan.name, rf.failure, index, seed, path, replay_file=rf)
 
 
 async def run_scenario(
@@ -199,13 +214,14 @@ async def run_scenario(
         stop = False
         if failure is not None and failure.signature not in seen:
             seen.add(failure.signature)
-            found = _record(k, plan, opts, index, seed, reported_before)
+            found = await _record(k, plan, opts, index, seed, reported_before)
             if (
                 pending_lockdep is not None
                 and failure.kind == "deadlock"
                 and (not pending_cycle or any(c in failure.signature for c in pending_cycle))
             ):
                 pending_lockdep.witness = found.replay
+                pending_lockdep.witness_file = found.replay_file
                 on_witness(pending_lockdep)
             result.failures.append(found)
             on_found(found)
@@ -226,6 +242,7 @@ async def run_scenario(
         if result.runs % 16 == 0:
             await trio.lowlevel.checkpoint()
     result.elapsed_s = time.monotonic() - t0
+    result.status = DONE
     return result
 
 
@@ -246,30 +263,46 @@ def _plans(specs: list[RunSpec], opts: CampaignOptions, start: float) -> list[_P
 async def run_campaign(
     specs: list[RunSpec], opts: CampaignOptions, progress: ProgressSink, result: CampaignResult
 ) -> None:
-    """Single-process campaign; fills ``result`` as it goes (so Ctrl-C keeps it)."""
+    """Single-process campaign; fills ``result`` as it goes (so Ctrl-C keeps it).
+
+    Every scenario is in ``result`` from the start with status NOT_RUN; the
+    one running when the campaign is interrupted ends up INTERRUPTED, with
+    its runs, steps and time so far.
+    """
     start = time.monotonic()
     graph = Lockdep()
-    for si, plan in enumerate(_plans(specs, opts, start)):
-        progress.start(plan.name, plan.total, _budget_left(plan, start))
-        t_scenario = time.monotonic()
-        current = ScenarioResult(plan.name)
-        result.scenarios.append(current)
+    plans = _plans(specs, opts, start)
+    results = [ScenarioResult(plan.name) for plan in plans]
+    result.scenarios.extend(results)
+    try:
+        for si, plan in enumerate(plans):
+            await _run_one_plan(si, plan, results[si], opts, progress, graph, start)
+    finally:
+        result.elapsed_s = time.monotonic() - start
 
-        def on_progress(
-            runs: int,
-            steps: int,
-            name: str = plan.name,
-            cur: ScenarioResult = current,
-            t0: float = t_scenario,
-        ) -> None:
-            cur.runs, cur.steps = runs, steps
-            cur.elapsed_s = time.monotonic() - t0
-            progress.update(name, runs, steps, len(cur.failures))
 
-        def on_found(found: Found, name: str = plan.name, cur: ScenarioResult = current) -> None:
-            cur.failures.append(found)
-            progress.found(name, found)
+async def _run_one_plan(
+    si: int,
+    plan: _Plan,
+    current: ScenarioResult,
+    opts: CampaignOptions,
+    progress: ProgressSink,
+    graph: Lockdep,
+    start: float,
+) -> None:
+    progress.start(plan.name, plan.total, _budget_left(plan, start))
+    t0 = time.monotonic()
+    current.status = INTERRUPTED  # until it completes
 
+    def on_progress(runs: int, steps: int) -> None:
+        current.runs, current.steps = runs, steps
+        progress.update(plan.name, runs, steps, len(current.failures))
+
+    def on_found(found: Found) -> None:
+        current.failures.append(found)
+        progress.found(plan.name, found)
+
+    try:
         done = await run_scenario(
             plan,
             opts,
@@ -278,9 +311,11 @@ async def run_campaign(
             on_progress=on_progress,
             on_found=on_found,
         )
-        current.runs, current.steps, current.elapsed_s = done.runs, done.steps, done.elapsed_s
-        progress.finish(current)
-    result.elapsed_s = time.monotonic() - start
+    finally:
+        current.elapsed_s = time.monotonic() - t0
+    current.runs, current.steps, current.elapsed_s = done.runs, done.steps, done.elapsed_s
+    current.status = DONE
+    progress.finish(current)
 
 
 def _budget_left(plan: _Plan, start: float) -> float | None:
@@ -326,6 +361,8 @@ def _worker(
         graph = Lockdep()
         for si, plan in enumerate(plans):
             if stop_flags[si]:
+                # another worker found its failure: this worker's share is done
+                messages.put(("done", worker, si, 0, 0, 0.0))
                 continue
 
             def on_progress(runs: int, steps: int, si: int = si) -> None:
@@ -406,6 +443,7 @@ def run_campaign_parallel(
             si = msg[2]
             if si not in started:
                 started.add(si)
+                per[si].status = INTERRUPTED  # until every worker is done with it
                 progress.start(names[si], total, None)
             if tag == "progress":
                 runs[(msg[1], si)] = (msg[3], msg[4])
@@ -431,6 +469,7 @@ def run_campaign_parallel(
                 done[si].add(msg[1])
                 per[si].elapsed_s = max(per[si].elapsed_s, msg[5])
                 if len(done[si]) == opts.jobs:
+                    per[si].status = DONE
                     progress.finish(per[si])
     except KeyboardInterrupt:
         result.interrupted = True

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class Bug:
@@ -21,7 +23,7 @@ class Bug:
 CATALOGUE: dict[str, Bug] = {}
 
 
-class UnknownBug(Exception):
+class UnknownBug(InputError):
     pass
 
 

@@ -24,7 +24,9 @@ def _fmt_time(s: float) -> str:
 
 
 class ProgressBar(ProgressSink):
-    """One line per scenario, redrawn in place at most 10 times a second."""
+    """One line, redrawn in place at most 10 times a second, erased when a scenario
+    ends and when the campaign ends however it ends (the summary has the numbers),
+    so no stale bar ("26/1000000 ... ETA 0:09:07") is left on the screen."""
 
     def __init__(self, stream: TextIO | None = None, *, enabled: bool | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -37,6 +39,7 @@ class ProgressBar(ProgressSink):
         self.runs = 0
         self.steps = 0
         self.failures = 0
+        self.drawn = False  # a bar is on the screen
 
     def start(self, name: str, total: int | None, budget_s: float | None) -> None:
         self.name, self.total, self.budget = name, total, budget_s
@@ -56,10 +59,17 @@ class ProgressBar(ProgressSink):
     def finish(self, result: ScenarioResult) -> None:
         self.runs, self.steps = result.runs, result.steps
         self.failures = len(result.failures)
-        self._draw(force=True)
-        if self.enabled:
-            self.stream.write("\n")
+        self.clear()
+
+    def close(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        if self.enabled and self.drawn:
+            width = shutil.get_terminal_size((100, 20)).columns
+            self.stream.write("\r" + " " * (width - 1) + "\r")
             self.stream.flush()
+            self.drawn = False
 
     def _draw(self, force: bool = False) -> None:
         if not self.enabled:
@@ -93,3 +103,4 @@ class ProgressBar(ProgressSink):
         line = f"{name} {bar}{tail}"
         self.stream.write("\r" + line[: width - 1].ljust(width - 1))
         self.stream.flush()
+        self.drawn = True

@@ -1,5 +1,7 @@
-"""Built-in scenarios (importing this package registers them)."""
+"""Built-in scenarios: every module named in ``MODULES`` registers its own.
 
-from . import sched_demos
+Nothing is imported here: ``panthor-testbed scenarios`` reads the list from
+the modules' source (``scenario.builtin_index``) so it need not load the model.
+"""
 
-__all__ = ["sched_demos"]
+MODULES: tuple[str, ...] = ("sched_demos",)

@@ -6,6 +6,8 @@ path on, so the same scenario shows both a finding and a clean run.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from panthor_testbed.sched import (
     GFP_KERNEL,
     Atomic,
@@ -27,7 +29,7 @@ from panthor_testbed.sched import (
     preempt,
 )
 
-from ..scenario import scenario
+from ..scenario import Range, scenario
 
 
 @scenario("abba", "two threads take mutexes A and B in opposite orders", tags=("demo",))
@@ -134,7 +136,9 @@ async def refcount_race(k: Kernel, fixed: bool = False) -> None:
     "two threads increment a counter with a separate read and write",
     tags=("demo",),
 )
-async def lost_update(k: Kernel, threads: int = 2, fixed: bool = False) -> None:
+async def lost_update(
+    k: Kernel, threads: Annotated[int, Range(1)] = 2, fixed: bool = False
+) -> None:
     counter = Atomic(0, "counter")
     lock = Mutex("counter_lock")
 

@@ -78,7 +78,8 @@ class Trace:
 
         Virtual time barely moves while threads run, so the time axis is the
         step number (1 step = 1 us); virtual time is kept in each event's args.
-        Lock holds become duration slices.
+        Lock holds become duration slices; one still held at the end of the
+        trace ends there, with ``args.held_at_end``.
         """
         out: list[dict[str, Any]] = []
         tids = sorted({e[2] for e in self.events})
@@ -120,6 +121,22 @@ class Trace:
                     "ts": step,
                     "cat": kind,
                     "args": args,
+                }
+            )
+        # Locks still held when the trace ends (the run failed: a deadlock, a
+        # fatal finding) are slices up to the last event, marked as such.
+        end = self.events[-1][0] if self.events else 0
+        for (tid, obj), start in open_slices.items():
+            out.append(
+                {
+                    "ph": "X",
+                    "name": f"hold {obj}",
+                    "pid": 1,
+                    "tid": tid + 1,
+                    "ts": start,
+                    "dur": max(end - start, 1),
+                    "cat": "lock",
+                    "args": {"held_at_end": True},
                 }
             )
         return {"traceEvents": out, "displayTimeUnit": "ns"}

@@ -14,7 +14,7 @@ from panthor_testbed.fuzz.campaign import (
     run_campaign_parallel,
     spec_refs,
 )
-from panthor_testbed.fuzz.replay import replay
+from panthor_testbed.fuzz.replayer import replay
 from panthor_testbed.fuzz.replayfile import ReplayFile
 from panthor_testbed.fuzz.runner import RunSpec, derive_seed
 from panthor_testbed.fuzz.scenario import get_scenario

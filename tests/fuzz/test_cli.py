@@ -85,8 +85,11 @@ def test_fuzz_json_and_replay_file(capsys: pytest.CaptureFixture[str], tmp_path:
     replay = Path(found["replay"])
     assert replay.exists() and replay.name == f"lost-update-{found['seed']}.json"
     data = json.loads(replay.read_text())
-    assert data["format"] == 1 and data["scenario"] == "lost-update"
+    assert data["format"] == 2 and data["scenario"] == "lost-update"
     assert data["failure"]["kind"] == "invariant" and data["choices"]
+    # every choice names who made it, its count, and what it picked, by identity
+    by, kind, n, pick = data["choices"][0]
+    assert (by, kind, n) == ("init#0", "yield", 0) and pick in ("init#0", "incr-0#0", "incr-1#0")
 
     code, out, _ = _run(capsys, "replay", str(replay))
     assert code == 1
@@ -142,7 +145,8 @@ def test_tampered_replay_file_exits_2_with_one_line(
     _run(capsys, "fuzz", "lost-update", "--runs", "200", "--out", str(tmp_path), "--json")
     replay = next(tmp_path.glob("lost-update-*.json"))
     data = json.loads(replay.read_text())
-    data["choices"][0] = 42
+    first = data["choices"][0]
+    first[3] = "incr-1#0" if first[3] != "incr-1#0" else "incr-0#0"
     bad = tmp_path / "tampered.json"
     bad.write_text(json.dumps(data))
     code, out, err = _run(capsys, "replay", str(bad))
@@ -150,8 +154,10 @@ def test_tampered_replay_file_exits_2_with_one_line(
     assert err.count("\n") == 1 and "checksum mismatch" in err and "Traceback" not in err
     del data["checksum"]
     bad.write_text(json.dumps(data))
-    code, _, err = _run(capsys, "replay", str(bad))
+    code, _, err = _run(capsys, "replay", str(bad), "--exact")
     assert code == 2 and err.count("\n") == 1 and "does not fit the run" in err
+    code, out, _ = _run(capsys, "replay", str(bad))  # followed by identity instead
+    assert code in (0, 1) and "no longer fits the run" in out
     bad.write_text("{not json")
     code, _, err = _run(capsys, "replay", str(bad))
     assert code == 2 and "not JSON" in err and err.count("\n") == 1
@@ -249,13 +255,32 @@ def test_bench_json_reports_figures_beside_baselines(
     assert figures["scenario-execution"]["baseline"] == "trio-run"
 
 
-def test_interrupted_campaign_exits_130_and_keeps_its_findings(tmp_path: Path) -> None:
+def _interrupt_after_first_finding(argv: list[str], out_dir: Path) -> tuple[int, str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
+        [sys.executable, "-m", "panthor_testbed.fuzz", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(out_dir.glob("*.json")):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+def _summary_seconds(out: str) -> float:
+    last = out.strip().splitlines()[-1]
+    return float(last.split(" in ")[1].split("s")[0])
+
+
+def test_interrupted_campaign_exits_130_and_keeps_its_findings(tmp_path: Path) -> None:
+    code, out, err = _interrupt_after_first_finding(
         [
-            sys.executable,
-            "-m",
-            "panthor_testbed.fuzz",
             "fuzz",
             "abba",
             "lost-update",
@@ -266,20 +291,64 @@ def test_interrupted_campaign_exits_130_and_keeps_its_findings(tmp_path: Path) -
             str(tmp_path),
             "--no-progress",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        tmp_path,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(tmp_path.glob("abba-*.json")):
-        time.sleep(0.1)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert code == 130, err
     assert "(interrupted)" in out and "Traceback" not in err
     saved = {p.name for p in tmp_path.glob("abba-*.json")}
     assert saved
     for name in saved:
         assert name in out  # every failure on disk is in the summary
+    lines = {line.split()[0]: line for line in out.splitlines() if line[:1].isalpha()}
+    assert lines["abba"].endswith("interrupted") and "FAILED" in lines["abba"]
+    assert lines["lost-update"].endswith("not run") and " 0 runs" in lines["lost-update"]
+    assert _summary_seconds(out) >= 0.3  # the time it really ran, not 0.00s
+    assert float(lines["abba"].split("steps")[1].split("s")[0]) >= 0.3
+
+
+@pytest.mark.slow
+def test_interrupted_parallel_campaign_says_which_scenarios_never_ran(tmp_path: Path) -> None:
+    code, out, err = _interrupt_after_first_finding(
+        [
+            "fuzz",
+            "abba",
+            "lost-update",
+            "--keep-going",
+            "--runs",
+            "100000000",
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        tmp_path,
+    )
+    assert code == 130, err
+    lines = {line.split()[0]: line for line in out.splitlines() if line[:1].isalpha()}
+    assert lines["abba"].endswith("interrupted")
+    assert lines["lost-update"].endswith("not run")  # not "ok"
+    assert _summary_seconds(out) >= 0.3
+
+
+def test_interrupted_explore_prints_its_summary(tmp_path: Path) -> None:
+    code, out, err = _interrupt_after_first_finding(
+        [
+            "explore",
+            "lost-update",
+            "--param",
+            "threads=6",
+            "--preemption-bound",
+            "4",
+            "--out",
+            str(tmp_path),
+        ],
+        tmp_path,
+    )
+    assert code == 130, err
+    assert "Traceback" not in err
+    head = out.splitlines()[0]
+    assert head.startswith("lost-update: explored ") and "(interrupted)" in head
+    assert int(head.split("explored ")[1].split()[0]) > 1
+    for p in tmp_path.glob("*.json"):
+        assert str(p.name) in out

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panthor_testbed.fuzz.scenario import get_scenario
-from panthor_testbed.fuzz.shrink import DecisionRecorder
+from panthor_testbed.fuzz.schedule import DecisionRecorder
 from panthor_testbed.sched import (
     PCT,
     Canonical,

@@ -14,117 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from panthor_testbed.sched import IRQ_TID, Kernel, Replay, Strategy
+from panthor_testbed.sched import Kernel, Replay, Strategy
 from panthor_testbed.sched.core.explore import DFSStrategy, next_prefix
-from panthor_testbed.sched.core.thread import SimThread
 
-from .replay import graph_for, same_failure, spec_of
+from .errors import ShrinkError
+from .replayer import same_failure, spec_of
 from .replayfile import ReplayFile
-from .runner import RunSpec, execute, replay_file_of
+from .runner import RunSpec, execute, graph_for, replay_file_of
+from .scenario import Scenario
+from .schedule import Decision, DecisionRecorder, FollowReplay, Key, Pick, deviations
 
-Key = tuple[int, int]  # (tid running at the choice, its choice count so far)
-
-
-@dataclass(frozen=True)
-class Decision:
-    key: Key
-    step: int
-    kind: str  # "thread", "irq" (the earliest timer fired) or "data"
-    current: int | None  # tid of the running thread if it could go on, else None
-    last: int  # tid of the thread that was running (or just blocked/exited)
-    options: tuple[int, ...]  # runnable tids (thread) or range size (data: (n,))
-    chosen: int  # tid (thread) or value (data)
-    what: str = ""
-
-    @property
-    def canonical(self) -> int:
-        if self.kind == "data":
-            return 0
-        return self.current if self.current is not None else min(self.options)
-
-    @property
-    def deviates(self) -> bool:
-        return self.chosen != self.canonical
-
-    @property
-    def preemption(self) -> bool:
-        """An early interrupt counts as a preemption, as in the exhaustive search."""
-        if self.kind == "irq":
-            return True
-        return self.kind == "thread" and self.current is not None and self.deviates
-
-
-class DecisionRecorder(Strategy):
-    """Wraps a strategy (or the canonical choice plus deviations) and logs every decision."""
-
-    name = "shrink"
-
-    def __init__(self, inner: Strategy | None, deviations: dict[Key, int] | None = None) -> None:
-        self.inner = inner
-        self.deviations = deviations or {}
-        self.log: list[Decision] = []
-        self.counts: dict[int, int] = {}
-
-    def _key(self, k: Kernel) -> tuple[Key, int]:
-        cur = k.current
-        tid = cur.tid if cur is not None else -1
-        n = self.counts.get(tid, 0)
-        self.counts[tid] = n + 1
-        return (tid, n), tid
-
-    def start_run(self, k: Kernel) -> None:
-        if self.inner is not None:
-            self.inner.start_run(k)
-
-    def end_run(self, k: Kernel) -> None:
-        if self.inner is not None:
-            self.inner.end_run(k)
-
-    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
-        key, last = self._key(k)
-        if self.inner is not None:
-            chosen = self.inner.pick(k, cur, runnable)
-        else:
-            chosen = cur if cur is not None else runnable[0]
-            want = self.deviations.get(key)
-            if want is not None:
-                for t in runnable:
-                    if t.tid == want:
-                        chosen = t
-                        break
-        irq = chosen.tid == IRQ_TID
-        tm = k.next_timer() if irq else None
-        self.log.append(
-            Decision(
-                key,
-                k.steps,
-                "irq" if irq else "thread",
-                cur.tid if cur is not None else None,
-                last,
-                tuple(t.tid for t in runnable),
-                chosen.tid,
-                tm.name if tm is not None else "",
-            )
-        )
-        return chosen
-
-    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
-        key, last = self._key(k)
-        if self.inner is not None:
-            v = self.inner.choose(k, n, p_nonzero, what)
-        else:
-            want = self.deviations.get(key, 0)
-            v = want if 0 <= want < n else 0
-        self.log.append(Decision(key, k.steps, "data", None, last, (n,), v, what))
-        return v
-
-
-def deviations(log: list[Decision]) -> dict[Key, int]:
-    return {d.key: d.chosen for d in log if d.deviates}
-
-
-class ShrinkError(Exception):
-    pass
+__all__ = ["Decision", "DecisionRecorder", "ShrinkError", "ShrinkResult", "describe", "shrink"]
 
 
 @dataclass
@@ -136,6 +36,7 @@ class ShrinkResult:
     runs: int  # executions tried
     before: int  # deviations before
     after: int  # deviations after
+    exact: bool = True  # the original schedule fitted the code (else followed by identity)
 
     def summary(self) -> str:
         """The deviations a reviewer reads."""
@@ -175,20 +76,30 @@ def describe(log: list[Decision], k: Kernel) -> str:
 
 
 async def _attempt(
-    rf: ReplayFile, spec: RunSpec, devs: dict[Key, int]
+    rf: ReplayFile, spec: RunSpec, devs: dict[Key, Pick]
 ) -> tuple[Kernel, DecisionRecorder]:
     rec = DecisionRecorder(None, devs)
     k = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
     return k, rec
 
 
-async def shrink(rf: ReplayFile, *, max_runs: int = 2000) -> ShrinkResult:
-    """Minimise ``rf``'s schedule while it keeps failing with the same signature."""
-    spec = spec_of(rf)
-    replayer = Replay(rf.choices, strict=True)
+async def shrink(
+    rf: ReplayFile, *, max_runs: int = 2000, scenario: str | Scenario | None = None
+) -> ShrinkResult:
+    """Minimise ``rf``'s schedule while it keeps failing with the same signature.
+
+    On changed code the recorded schedule is followed by thread identity
+    (as ``replay`` does); shrinking starts from that run if it still fails.
+    """
+    spec = spec_of(rf, scenario=scenario)
+    replayer: Strategy
+    if rf.legacy_choices is not None:
+        replayer = Replay(rf.legacy_choices, strict=True)
+    else:
+        replayer = FollowReplay(rf.choices)
     base = DecisionRecorder(replayer)
     k = await execute(spec, base, graph_for(rf), run_id=rf.run_id)
-    if replayer.divergence is not None:
+    if isinstance(replayer, Replay) and replayer.divergence is not None:
         raise ShrinkError(f"replay file does not fit the run: {replayer.divergence}")
     if not same_failure(k, rf):
         got = k.primary_failure
@@ -201,7 +112,7 @@ async def shrink(rf: ReplayFile, *, max_runs: int = 2000) -> ShrinkResult:
     before = len(devs)
     runs = 1
 
-    async def still_fails(cand: dict[Key, int]) -> bool:
+    async def still_fails(cand: dict[Key, Pick]) -> bool:
         nonlocal best_k, best_log, runs, devs
         runs += 1
         k2, rec = await _attempt(rf, spec, cand)
@@ -249,15 +160,15 @@ async def shrink(rf: ReplayFile, *, max_runs: int = 2000) -> ShrinkResult:
             prefix = next_prefix(dfs.trail, bound)
         if prefix is not None:
             break
-    shrunk = replay_file_of(
+    shrunk = await replay_file_of(
         best_k,
         spec,
         strategy={"name": "shrunk", "from": rf.strategy},
         seed=rf.seed,
         reported_before=rf.lockdep_reported,
         note=describe(best_log, best_k),
+        # the dependencies the original relied on are still what the graph knew
+        lockdep_edges=rf.lockdep_edges,
     )
-    shrunk.scenario = rf.scenario
-    # the dependencies the original relied on are still what the graph knew
-    shrunk.lockdep_edges = rf.lockdep_edges
-    return ShrinkResult(rf, shrunk, best_k, best_log, runs, before, len(devs))
+    exact = not isinstance(replayer, FollowReplay) or replayer.fitted
+    return ShrinkResult(rf, shrunk, best_k, best_log, runs, before, len(devs), exact)

@@ -378,10 +378,6 @@ class PanthorScheduler:
     def __repr__(self) -> str:
         return f"<panthor_scheduler {self.csg_slot_count} CSG slots, {self.as_slot_count} AS>"
 
-    async def queue_tick(self, delay: int) -> None:
-        """``sched_queue_delayed_work(sched, tick, delay)`` (what the MMU fault hook calls)."""
-        await sched_queue_delayed_work(self, self.tick_work, delay)
-
 
 class _QueueIface:
     """``panthor_queue::iface``."""

@@ -43,9 +43,12 @@ from panthor_testbed.mmu.panthor_mmu import (
     panthor_vm_unmap_range,
 )
 from panthor_testbed.mmu.panthor_sched import (
+    PANTHOR_CS_GROUP_SUSPENDED,
     PANTHOR_CS_GROUP_TERMINATED,
     panthor_group_destroy,
     panthor_group_get_state,
+    panthor_sched_resume,
+    panthor_sched_suspend,
     queue_start,
     queue_stop,
 )
@@ -400,6 +403,37 @@ def test_a_soft_hung_job_times_out_without_a_gpu_reset() -> None:
 
     run_checked(scenario)
     assert out == {"err": -ETIMEDOUT, "resets": 0}
+
+
+def test_suspend_saves_a_running_group_and_resume_finishes_its_job() -> None:
+    """panthor_sched_suspend(): the CSG is suspended mid-job, the group leaves its slot
+    (its VM goes idle); panthor_sched_resume() ticks it back on (RESUME) and the job
+    finishes from where it stopped."""
+    out: dict[str, object] = {}
+
+    async def scenario(k: Kernel) -> None:
+        (r,) = await rig(k)
+        gh = await gpu_group_create(r.pfile, r.vm_id)
+        acc = [(BO_VA + i * 4096, GPU_READ) for i in range(16)]
+        f = await panthor_job_submit(r.pfile, gh, acc)
+        assert isinstance(f, DmaFence)
+        await udelay(40)  # a few accesses in
+        await panthor_sched_suspend(r.ptdev)
+        g = group_of(r.pfile, gh)
+        out["suspended"] = (g.state, g.csg_id, r.vm.as_.active_cnt.refs)
+        out["running"] = not dma_fence_is_signaled_atomic(f)
+        await panthor_sched_resume(r.ptdev)
+        out["err"] = await gpu_job_wait(f)
+        await unrig([r])
+
+    k = run_checked(scenario)
+    assert out["suspended"] == (PANTHOR_CS_GROUP_SUSPENDED, -1, 0)
+    assert out["running"] is True and out["err"] == 0
+    # The stream fetch, then every page exactly once: the resumed CS did not restart.
+    reads = [va for kind, va, _ in gpu_accesses(k) if kind == "READ" and va < 0x8000_0000_0000]
+    assert sorted(reads) == sorted([BO_VA] + [BO_VA + i * 4096 for i in range(16)])
+    csg = [e[5] for e in k.trace.events if e[3] == "csf" and "->" in e[5]]
+    assert any("START -> SUSPEND" in c for c in csg) and any("-> RESUME" in c for c in csg)
 
 
 # ---------------------------------------------------------------------- destroy while busy

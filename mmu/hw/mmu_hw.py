@@ -45,7 +45,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ...sched.core.failure import Failure
 from ...sched.core.kernel import NSEC_PER_USEC, Kernel, Timer, current_kernel, preempt
@@ -186,6 +186,22 @@ class AddressSpace:
 IrqLine = Callable[[], None]
 
 
+class RegisterBlock(Protocol):
+    """Another block behind the GPU's register window (the CSF model, :mod:`.csf`).
+
+    ``MaliHw.read32``/``write32`` hand it the registers it ``handles``, after
+    their power check; soft reset and power loss reset it too.
+    """
+
+    def handles(self, reg: int) -> bool: ...
+
+    def read(self, reg: int) -> int: ...
+
+    def write(self, reg: int, value: int) -> None: ...
+
+    def soft_reset(self) -> None: ...
+
+
 class MaliHw:
     """The GPU's register interface, MMU, TLBs and memory port (see the module doc)."""
 
@@ -207,6 +223,7 @@ class MaliHw:
         self._mmu_irq: IrqLine | None = None
         self._gpu_irq: IrqLine | None = None
         self.faults: list[GpuFault] = []  # every fault latched, for tests and reports
+        self.blocks: list[RegisterBlock] = []  # other register blocks (CSF), see add_block()
 
     # ------------------------------------------------------------ run binding
 
@@ -214,6 +231,16 @@ class MaliHw:
         """Make this the GPU of the run (``k.objects['mmu.hw']``)."""
         (k or current_kernel()).objects[_OBJECTS_KEY] = self
         return self
+
+    def add_block(self, block: RegisterBlock) -> None:
+        """Put another register block behind this register window."""
+        self.blocks.append(block)
+
+    def _block(self, reg: int) -> RegisterBlock | None:
+        for b in self.blocks:
+            if b.handles(reg):
+                return b
+        return None
 
     # ------------------------------------------------------------ interrupt lines
 
@@ -332,6 +359,9 @@ class MaliHw:
             return self.mmu_stat
         hit = self._as_reg(reg)
         if hit is None:
+            blk = self._block(reg)
+            if blk is not None:
+                return blk.read(reg)
             raise ValueError(f"read of unmodelled GPU register {reg:#x}")
         a, off = hit
         if off == 0x00:
@@ -384,6 +414,10 @@ class MaliHw:
             return  # read-only registers ignore writes
         hit = self._as_reg(reg)
         if hit is None:
+            blk = self._block(reg)
+            if blk is not None:
+                blk.write(reg, value)
+                return
             raise ValueError(f"write of unmodelled GPU register {reg:#x}")
         a, off = hit
         if off == 0x00:
@@ -517,6 +551,8 @@ class MaliHw:
             a.lock_wq.wake_all()
         self.mmu_rawstat = 0
         self.mmu_mask = 0
+        for b in self.blocks:
+            b.soft_reset()
         current_kernel().ev("gpu-reset", "gpu", "all AS disabled, MMU interrupts cleared")
 
     def power_off(self) -> None:
@@ -562,6 +598,10 @@ _NAMED: Final = {
     R.GPU_INT_STAT: "GPU_INT_STAT",
     R.GPU_CMD: "GPU_CMD",
     R.GPU_STATUS: "GPU_STATUS",
+    R.JOB_INT_RAWSTAT: "JOB_INT_RAWSTAT",
+    R.JOB_INT_CLEAR: "JOB_INT_CLEAR",
+    R.JOB_INT_MASK: "JOB_INT_MASK",
+    R.JOB_INT_STAT: "JOB_INT_STAT",
     R.MMU_INT_RAWSTAT: "MMU_INT_RAWSTAT",
     R.MMU_INT_CLEAR: "MMU_INT_CLEAR",
     R.MMU_INT_MASK: "MMU_INT_MASK",
@@ -596,4 +636,6 @@ def register_name(reg: int) -> str:
         sub = _AS_NAMES.get(reg & ((1 << R.MMU_AS_SHIFT) - 1))
         if sub is not None:
             return f"{sub}({as_nr})"
+    if reg >= R.CSF_DOORBELL_BASE and not (reg - R.CSF_DOORBELL_BASE) % R.CSF_DOORBELL_STRIDE:
+        return f"CSF_DOORBELL({(reg - R.CSF_DOORBELL_BASE) // R.CSF_DOORBELL_STRIDE})"
     return f"reg {reg:#x}"

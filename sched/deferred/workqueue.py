@@ -115,12 +115,13 @@ def INIT_WORK(func: WorkFunc, name: str, container: Any = None) -> WorkStruct:
 class DelayedWork:
     """``struct delayed_work``: a work and its timer."""
 
-    __slots__ = ("timer", "timer_wq", "work")
+    __slots__ = ("expires", "timer", "timer_wq", "work")
 
     def __init__(self, func: WorkFunc, name: str, container: Any = None) -> None:
         self.work = WorkStruct(func, name, container)
         self.timer: Timer | None = None
         self.timer_wq: Workqueue | None = None
+        self.expires = 0  # dwork->timer.expires, in jiffies (kept after it fires or is cancelled)
 
     def __repr__(self) -> str:
         timer = " timer" if self.timer is not None and self.timer.active else ""
@@ -452,6 +453,7 @@ def _delayed_timer_fn(dwork: DelayedWork) -> None:
 def _queue_delayed_locked(k: Kernel, wq: Workqueue, dwork: DelayedWork, delay: int) -> None:
     """``__queue_delayed_work()``: PENDING is already set."""
     dwork.timer_wq = wq
+    dwork.expires = k.now // NSEC_PER_JIFFY + max(delay, 0)
     if delay <= 0:
         _queue_locked(k, wq, dwork.work)
         return

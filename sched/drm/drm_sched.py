@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..core.clock import MAX_SCHEDULE_TIMEOUT
+from ..core.clock import MAX_SCHEDULE_TIMEOUT, NSEC_PER_JIFFY
 from ..core.failure import Failure, KernelBug
 from ..core.kernel import Kernel, current_kernel, preempt
 from ..deferred.workqueue import (
@@ -198,6 +198,35 @@ def drm_sched_tdr_queue_imm(sched: DrmGpuScheduler) -> None:
     with sched.job_list_lock:
         sched.timeout = 0
         drm_sched_start_timeout(sched)
+
+
+def drm_sched_suspend_timeout(sched: DrmGpuScheduler) -> int:
+    """``drm_sched_suspend_timeout()``: park the TDR, return the jiffies it had left.
+
+    The TDR is re-armed with MAX_SCHEDULE_TIMEOUT (pending, never expires); a
+    TDR that was not pending, or already expired, gives back the full timeout.
+    """
+    assert sched.timeout_wq is not None and sched.work_tdr is not None
+    now = current_kernel().now // NSEC_PER_JIFFY
+    sched_timeout = sched.work_tdr.expires
+    # Modify the timeout to an arbitrarily large value. This also prevents
+    # the timeout to be restarted when new submissions arrive
+    if (
+        mod_delayed_work_atomic(sched.timeout_wq, sched.work_tdr, MAX_SCHEDULE_TIMEOUT)
+        and sched_timeout > now
+    ):
+        return sched_timeout - now
+    return sched.timeout
+
+
+def drm_sched_resume_timeout(sched: DrmGpuScheduler, remaining: int) -> None:
+    """``drm_sched_resume_timeout()``: re-arm the TDR with ``remaining`` (or cancel it)."""
+    with sched.job_list_lock:
+        assert sched.timeout_wq is not None and sched.work_tdr is not None
+        if not sched.pending_list:
+            cancel_delayed_work_atomic(sched.work_tdr)
+        else:
+            mod_delayed_work_atomic(sched.timeout_wq, sched.work_tdr, remaining)
 
 
 def drm_sched_fault(sched: DrmGpuScheduler) -> None:

@@ -72,6 +72,59 @@ def list_add_tail(node: ListNode[T], head: ListHead[T]) -> None:
     head._nodes[node] = None
 
 
+def list_add(node: ListNode[T], head: ListHead[T]) -> None:
+    """``list_add``: insert at the head of the list."""
+    if node.head is not None:
+        raise InvariantViolation(
+            f"list_add of {node.container!r} onto {head.name}: already on {node.head.name} "
+            "(list corruption)",
+            signature=f"invariant:list-add-twice:{head.name}",
+        )
+    rest = list(head._nodes)
+    head._nodes.clear()
+    head._nodes[node] = None
+    for n in rest:
+        head._nodes[n] = None
+    node.head = head
+    node.poisoned = False
+
+
+def list_add_before(node: ListNode[T], pos: ListNode[T]) -> None:
+    """``list_add_tail(node, pos)`` with ``pos`` an entry: insert ``node`` just before ``pos``."""
+    head = pos.head
+    if head is None:
+        raise InvariantViolation(
+            f"list insertion before {pos.container!r}, which is on no list (list corruption)",
+            signature="invariant:list-add-before-unlinked",
+        )
+    if node.head is not None:
+        raise InvariantViolation(
+            f"list_add_tail of {node.container!r} onto {head.name}: already on {node.head.name} "
+            "(list corruption)",
+            signature=f"invariant:list-add-twice:{head.name}",
+        )
+    nodes = list(head._nodes)
+    head._nodes.clear()
+    for n in nodes:
+        if n is pos:
+            head._nodes[node] = None
+        head._nodes[n] = None
+    node.head = head
+    node.poisoned = False
+
+
+def list_move(node: ListNode[T], head: ListHead[T]) -> None:
+    """``list_move``: unlink, then insert at the head of ``head``."""
+    list_del_init(node)
+    list_add(node, head)
+
+
+def list_move_tail(node: ListNode[T], head: ListHead[T]) -> None:
+    """``list_move_tail``: unlink, then insert at the tail of ``head``."""
+    list_del_init(node)
+    list_add_tail(node, head)
+
+
 def list_del(node: ListNode[T]) -> None:
     """``list_del``: unlink and poison (a later list_del or list_empty on it is corruption)."""
     if node.poisoned:

@@ -1,0 +1,428 @@
+"""What panthor_sched.c calls outside itself, until the files that own it land.
+
+* **panthor_fw.c / panthor_fw.h**: the firmware interfaces
+  (``panthor_fw_get_{glb,csg,cs}_iface``), the req/ack helpers
+  (``panthor_fw_toggle_reqs``, ``panthor_fw_update_reqs``),
+  ``panthor_fw_ring_csg_doorbells``, ``panthor_fw_csg_wait_acks``, the
+  queue-interface memory, and the job interrupt (``PANTHOR_IRQ_HANDLER(job,
+  JOB, panthor_job_irq_handler)``, which wakes ``fw->req_waitqueue`` and
+  reports the events to the scheduler), with the job-IRQ part of
+  ``panthor_fw_init``/``panthor_fw_pre_reset``/``panthor_fw_post_reset``.
+* **panthor_gem.c**: kernel BOs (``panthor_kernel_bo_create/destroy``,
+  ``_gpuva``, ``_size``, ``_vmap``), following the kernel step by step (the BO
+  is mapped while it still has its own resv, then takes the VM's).
+* **panthor_device.h**: ``panthor_device_resume_and_get`` and the runtime-PM
+  calls the scheduler makes, which are no-ops with a yield point here (the
+  device is always runtime-active until the device model provides PM).
+
+The hardware behind the interfaces is :mod:`.hw.csf`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from ..gpuvm import DrmMmNode
+from ..sched.core.clock import NSEC_PER_JIFFY, msecs_to_jiffies
+from ..sched.core.kernel import current_kernel, preempt
+from ..sched.core.waitqueue import WaitQueue
+from ..sched.deferred.irq import IrqRegs, PanthorIrq
+from ..sched.drm.drm_gem import drm_gem_object_get, drm_gem_object_put
+from ..sched.errno import EINVAL, ENOMEM, ERR_PTR, ETIMEDOUT, IS_ERR, PTR_ERR, ErrPtr
+from ..sched.mm.gfp import GFP_KERNEL
+from ..sched.mm.memory import kfree, kzalloc
+from ..sched.warn import drm_WARN_ON
+from . import regs as R
+from .gem_shmem import PanthorGemObject, panthor_gem_create, to_panthor_bo
+from .hw.csf import (
+    Csf,
+    CsgIface,
+    CsIface,
+    GlbIface,
+    RingbufInputIface,
+    RingbufOutputIface,
+    csf_of,
+)
+from .panthor_device import PanthorDevice, gpu_read, gpu_write
+from .sizes import PAGE_SHIFT, PAGE_SIZE
+
+if TYPE_CHECKING:
+    from .panthor_mmu import PanthorVm
+
+_FW_KEY: Final = "panthor.fw_iface"
+
+JOB_IRQ_REGS: Final = IrqRegs(R.JOB_INT_RAWSTAT, R.JOB_INT_CLEAR, R.JOB_INT_MASK, R.JOB_INT_STAT)
+
+
+class PanthorFwSched:
+    """The parts of ``struct panthor_fw`` the scheduler uses: the job IRQ and ``req_waitqueue``."""
+
+    def __init__(self, ptdev: PanthorDevice) -> None:
+        self.ptdev = ptdev
+        self.csf: Csf = csf_of(ptdev.iomem)
+        self.req_waitqueue = WaitQueue("ptdev->fw->req_waitqueue", klass="panthor_fw req_waitqueue")
+        self.irq = PanthorIrq(
+            "job",
+            JOB_IRQ_REGS,
+            lambda reg: gpu_read(ptdev, reg),
+            lambda reg, v: gpu_write(ptdev, reg, v),
+            self._handler,
+        )
+        self.booted = True
+
+    async def _handler(self, status: int) -> None:
+        await panthor_job_irq_handler(self.ptdev, status)
+
+
+def panthor_fw_sched(ptdev: PanthorDevice) -> PanthorFwSched:
+    """The run's :class:`PanthorFwSched` (made by :func:`panthor_fw_sched_init`)."""
+    fw: PanthorFwSched | None = current_kernel().objects.get(_FW_KEY)
+    if fw is None or fw.ptdev is not ptdev:
+        raise LookupError("panthor_fw_sched_init() was not called for this device")
+    return fw
+
+
+# ---------------------------------------------------------------- interfaces
+
+
+def panthor_fw_get_glb_iface(ptdev: PanthorDevice) -> GlbIface:
+    """``panthor_fw_get_glb_iface()``."""
+    return panthor_fw_sched(ptdev).csf.glb
+
+
+def panthor_fw_get_csg_iface(ptdev: PanthorDevice, csg_slot: int) -> CsgIface:
+    """``panthor_fw_get_csg_iface()``."""
+    return panthor_fw_sched(ptdev).csf.csg[csg_slot]
+
+
+def panthor_fw_get_cs_iface(ptdev: PanthorDevice, csg_slot: int, cs_slot: int) -> CsIface:
+    """``panthor_fw_get_cs_iface()``."""
+    return panthor_fw_sched(ptdev).csf.csg[csg_slot].cs[cs_slot]
+
+
+def panthor_fw_toggle_reqs(iface: Any, in_reg: str, out_reg: str, mask: int) -> None:
+    """``panthor_fw_toggle_reqs(iface, in_reg, out_reg, mask)``: flag events ``mask`` to the FW."""
+    with iface.lock:
+        cur_val = getattr(iface.input, in_reg)
+        out_val = getattr(iface.output, out_reg)
+        new_val = ((out_val ^ mask) & mask) | (cur_val & ~mask)
+        setattr(iface.input, in_reg, new_val & 0xFFFFFFFF)
+
+
+def panthor_fw_update_reqs(iface: Any, in_reg: str, val: int, mask: int) -> None:
+    """``panthor_fw_update_reqs(iface, in_reg, val, mask)``: set the ``mask`` bits of ``in_reg``."""
+    with iface.lock:
+        cur_val = getattr(iface.input, in_reg)
+        new_val = (cur_val & ~mask) | (val & mask)
+        setattr(iface.input, in_reg, new_val & 0xFFFFFFFF)
+
+
+async def panthor_fw_ring_csg_doorbells(ptdev: PanthorDevice, csg_mask: int) -> None:
+    """``panthor_fw_ring_csg_doorbells()``: flag the CSGs, ring the global doorbell."""
+    glb_iface = panthor_fw_get_glb_iface(ptdev)
+    panthor_fw_toggle_reqs(glb_iface, "doorbell_req", "doorbell_ack", csg_mask)
+    await gpu_write(ptdev, R.CSF_DOORBELL(R.CSF_GLB_DOORBELL_ID), 1)
+
+
+async def panthor_fw_wait_acks(
+    iface: Any, wq: WaitQueue, req_mask: int, timeout_ms: int
+) -> tuple[int, int]:
+    """``panthor_fw_wait_acks()``: ``(0 or -ETIMEDOUT, acked)``.
+
+    A short busy-wait, then a sleep on ``req_waitqueue`` (woken by the job
+    IRQ) with a timeout, then one last check.
+    """
+    k = current_kernel()
+    await preempt()  # READ_ONCE(*req_ptr)
+    req = iface.input.req & req_mask
+    acked = req_mask
+    # read_poll_timeout_atomic(READ_ONCE, ack, (ack & req_mask) == req, 0, 10, 0, *ack_ptr)
+    await preempt()
+    if iface.output.ack & req_mask == req:
+        return 0, acked
+    deadline = k.now + msecs_to_jiffies(timeout_ms) * NSEC_PER_JIFFY
+    while True:
+        # wait_event_timeout(): the condition is checked before each sleep.
+        if iface.output.ack & req_mask == req:
+            return 0, acked
+        left = deadline - k.now
+        if left <= 0:
+            break
+        await wq.wait(left)
+    # Check one last time, in case we were not woken up for some reason.
+    await preempt()
+    ack = iface.output.ack
+    if ack & req_mask == req:
+        return 0, acked
+    acked = ~(req ^ ack) & req_mask
+    return -ETIMEDOUT, acked
+
+
+async def panthor_fw_csg_wait_acks(
+    ptdev: PanthorDevice, csg_slot: int, req_mask: int, timeout_ms: int
+) -> tuple[int, int]:
+    """``panthor_fw_csg_wait_acks(ptdev, csg_slot, req_mask, &acked, timeout_ms)``."""
+    csg_iface = panthor_fw_get_csg_iface(ptdev, csg_slot)
+    fw = panthor_fw_sched(ptdev)
+    ret, acked = await panthor_fw_wait_acks(csg_iface, fw.req_waitqueue, req_mask, timeout_ms)
+
+    # Check that all bits in the state field were updated, if any mismatch
+    # then clear all bits in the state field. This allows code to do
+    # (acked & CSG_STATE_MASK) and get the right value.
+    if (acked & 0x7) != 0x7:
+        acked &= ~0x7
+    return ret, acked
+
+
+async def panthor_fw_alloc_queue_iface_mem(
+    ptdev: PanthorDevice,
+) -> tuple[Any, RingbufInputIface | None, RingbufOutputIface | None, int, int]:
+    """``panthor_fw_alloc_queue_iface_mem()``: ``(mem, input, output, input_fw_va, output_fw_va)``.
+
+    The kernel carves both interfaces out of one FW-mapped kernel BO; the
+    model allocates the two objects (``mem`` is ERR_PTR(-ENOMEM) on failure).
+    """
+    inp = await kzalloc(RingbufInputIface, GFP_KERNEL)
+    if inp is None:
+        return ERR_PTR(-ENOMEM), None, None, 0, 0
+    out = await kzalloc(RingbufOutputIface, GFP_KERNEL)
+    if out is None:
+        kfree(inp)
+        return ERR_PTR(-ENOMEM), None, None, 0, 0
+    mem = _QueueIfaceMem(inp, out)
+    return mem, inp, out, 0, 0
+
+
+class _QueueIfaceMem:
+    """The FW memory of one queue's ring interfaces (``queue->iface.mem``)."""
+
+    def __init__(self, inp: RingbufInputIface, out: RingbufOutputIface) -> None:
+        self.input = inp
+        self.output = out
+
+
+def panthor_queue_iface_mem_destroy(mem: Any) -> None:
+    """``panthor_kernel_bo_destroy(queue->iface.mem)``."""
+    if isinstance(mem, _QueueIfaceMem):
+        kfree(mem.input)
+        kfree(mem.output)
+
+
+# ---------------------------------------------------------------- the job interrupt
+
+
+async def panthor_job_irq_handler(ptdev: PanthorDevice, status: int) -> None:
+    """``panthor_job_irq_handler()`` (panthor_fw.c)."""
+    from .panthor_sched import panthor_sched_report_fw_events
+
+    fw = panthor_fw_sched(ptdev)
+    if not fw.booted and status & R.JOB_INT_GLOBAL_IF:
+        fw.booted = True
+
+    fw.req_waitqueue.wake_all()
+
+    # If the FW is not booted, don't process IRQs, just flag the FW as booted.
+    if not fw.booted:
+        return
+
+    await panthor_sched_report_fw_events(ptdev, status)
+
+
+async def panthor_fw_sched_init(ptdev: PanthorDevice) -> int:
+    """The job-IRQ part of ``panthor_fw_init()``: request the "job" line, unmask it (booted)."""
+    k = current_kernel()
+    fw = PanthorFwSched(ptdev)
+    k.objects[_FW_KEY] = fw
+    desc = ptdev.irqs.get("job")
+    if desc is None:
+        return -EINVAL
+    fw.csf.set_job_irq_handler(desc.trigger)
+    return await fw.irq.request(desc, 0xFFFFFFFF)
+
+
+async def panthor_fw_pre_reset(ptdev: PanthorDevice, on_hang: bool) -> None:
+    """The job-IRQ part of ``panthor_fw_pre_reset()``: ``panthor_job_irq_suspend()``."""
+    await panthor_fw_sched(ptdev).irq.suspend()
+
+
+async def panthor_fw_post_reset(ptdev: PanthorDevice) -> int:
+    """The job-IRQ part of ``panthor_fw_post_reset()`` (slow reset: the FW reboots)."""
+    await panthor_fw_sched(ptdev).irq.resume(0xFFFFFFFF)
+    return 0
+
+
+# ---------------------------------------------------------------- kernel BOs (panthor_gem.c)
+
+
+class KernelBoMap:
+    """The CPU mapping of a kernel BO (``kbo->kmap``): 64-bit words through the BO's pages."""
+
+    def __init__(self, kbo: PanthorKernelBo, csf: Csf) -> None:
+        self.kbo = kbo
+        self.csf = csf
+
+    def pa(self, offset: int) -> int:
+        bo = to_panthor_bo(self.kbo.obj)
+        assert bo.pages is not None, "kernel BO without pages"
+        return (bo.pages[offset >> PAGE_SHIFT] << PAGE_SHIFT) | (offset & (PAGE_SIZE - 1))
+
+    def read(self, offset: int) -> object:
+        return self.csf.mem_read(self.pa(offset))
+
+    def read_u64(self, offset: int) -> int:
+        v = self.read(offset)
+        return v if isinstance(v, int) else 0
+
+    def write(self, offset: int, value: object) -> None:
+        self.csf.mem_write(self.pa(offset), value)
+
+
+class PanthorKernelBo:
+    """``struct panthor_kernel_bo``."""
+
+    def __init__(self) -> None:
+        self.obj: Any = None
+        self.vm: PanthorVm | None = None
+        self.va_node = DrmMmNode()
+        self.kmap: KernelBoMap | None = None
+
+
+def panthor_kernel_bo_gpuva(bo: PanthorKernelBo) -> int:
+    """``panthor_kernel_bo_gpuva()``."""
+    return bo.va_node.start
+
+
+def panthor_kernel_bo_size(bo: PanthorKernelBo) -> int:
+    """``panthor_kernel_bo_size()``."""
+    return int(bo.obj.size)
+
+
+async def panthor_kernel_bo_vmap(bo: PanthorKernelBo) -> int:
+    """``panthor_kernel_bo_vmap()``: the pages are pinned by the mapping already."""
+    await preempt()
+    if bo.kmap is None:
+        assert bo.vm is not None
+        bo.kmap = KernelBoMap(bo, csf_of(bo.vm.ptdev.iomem))
+    return 0
+
+
+async def panthor_kernel_bo_destroy(bo: PanthorKernelBo | ErrPtr | None) -> None:
+    """``panthor_kernel_bo_destroy()``: NULL and ERR_PTR() are skipped."""
+    from .panthor_mmu import (
+        panthor_vm_free_va,
+        panthor_vm_put,
+        panthor_vm_root_gem,
+        panthor_vm_unmap_range,
+    )
+
+    if bo is None or isinstance(bo, ErrPtr):
+        return
+
+    vm = bo.vm
+    assert vm is not None
+    bo.kmap = None  # panthor_kernel_bo_vunmap()
+
+    if not drm_WARN_ON(
+        vm.ptdev.base,
+        to_panthor_bo(bo.obj).exclusive_vm_root_gem is not panthor_vm_root_gem(vm),
+    ):
+        ret = await panthor_vm_unmap_range(vm, bo.va_node.start, bo.va_node.size)
+        if not ret:
+            await panthor_vm_free_va(vm, bo.va_node)
+            await drm_gem_object_put(bo.obj)
+
+    # out_free_bo:
+    await panthor_vm_put(vm)
+    kfree(bo)
+
+
+async def panthor_kernel_bo_create(
+    ptdev: PanthorDevice,
+    vm: PanthorVm | None,
+    size: int,
+    bo_flags: int,
+    vm_map_flags: int,
+    gpu_va: int,
+    name: str,
+) -> PanthorKernelBo | ErrPtr:
+    """``panthor_kernel_bo_create()`` - Create and map a GEM object to a VM."""
+    from .panthor_mmu import (
+        ALIGN,
+        panthor_vm_alloc_va,
+        panthor_vm_free_va,
+        panthor_vm_get,
+        panthor_vm_map_bo_range,
+        panthor_vm_page_size,
+        panthor_vm_root_gem,
+    )
+
+    if drm_WARN_ON(ptdev.base, not vm):
+        return ERR_PTR(-EINVAL)
+    assert vm is not None
+
+    kbo = await kzalloc(PanthorKernelBo, GFP_KERNEL)
+    if not kbo:
+        return ERR_PTR(-ENOMEM)
+
+    obj = await panthor_gem_create(size, name, flags=bo_flags, coherent=ptdev.coherent)
+    if IS_ERR(obj):
+        kfree(kbo)  # err_free_bo:
+        return ERR_PTR(PTR_ERR(obj))
+    assert isinstance(obj, PanthorGemObject)
+    bo = obj
+    kbo.obj = bo
+
+    # The system and GPU MMU page size might differ, which becomes a
+    # problem for FW sections that need to be mapped at explicit address
+    # since our PAGE_SIZE alignment might cover a VA range that's
+    # expected to be used for another section.
+    # Make sure we never map more than we need.
+    size = ALIGN(size, panthor_vm_page_size(vm))
+    ret = await panthor_vm_alloc_va(vm, gpu_va, size, kbo.va_node)
+    if ret:
+        await drm_gem_object_put(bo)  # err_put_obj:
+        kfree(kbo)
+        return ERR_PTR(ret)
+
+    ret = await panthor_vm_map_bo_range(vm, bo, 0, size, kbo.va_node.start, vm_map_flags)
+    if ret:
+        await panthor_vm_free_va(vm, kbo.va_node)  # err_free_va:
+        await drm_gem_object_put(bo)
+        kfree(kbo)
+        return ERR_PTR(ret)
+
+    kbo.vm = await panthor_vm_get(vm)
+    bo.exclusive_vm_root_gem = panthor_vm_root_gem(vm)
+    await drm_gem_object_get(bo.exclusive_vm_root_gem)  # type: ignore[arg-type]
+    assert bo.exclusive_vm_root_gem is not None
+    bo.resv = bo.exclusive_vm_root_gem.resv
+    return kbo
+
+
+# ---------------------------------------------------------------- runtime PM (panthor_device.h)
+
+
+async def panthor_device_resume_and_get(ptdev: PanthorDevice) -> int:
+    """``panthor_device_resume_and_get()``: 0 (the model's device stays runtime-active)."""
+    await preempt()
+    return 0
+
+
+async def pm_runtime_get(ptdev: PanthorDevice) -> None:
+    """``pm_runtime_get(ptdev->base.dev)``."""
+    await preempt()
+
+
+async def pm_runtime_put(ptdev: PanthorDevice) -> None:
+    """``pm_runtime_put(ptdev->base.dev)``."""
+    await preempt()
+
+
+async def pm_runtime_mark_last_busy(ptdev: PanthorDevice) -> None:
+    """``pm_runtime_mark_last_busy(ptdev->base.dev)``."""
+    await preempt()
+
+
+async def pm_runtime_put_autosuspend(ptdev: PanthorDevice) -> None:
+    """``pm_runtime_put_autosuspend(ptdev->base.dev)``."""
+    await preempt()

@@ -28,6 +28,7 @@ from typing import Any
 
 import trio
 
+from .bugs import selection
 from .campaign import (
     CampaignOptions,
     CampaignResult,
@@ -38,7 +39,6 @@ from .campaign import (
     run_campaign_parallel,
     spec_refs,
 )
-from .catalogue import get_bug
 from .cli import STRATEGIES
 from .errors import (
     InputError,
@@ -169,11 +169,9 @@ def _overrides(sc: ScenarioInfo, params: Params) -> dict[str, Any]:
     return {name: _set(sc, name, value, textual) for name, value, textual in _param_items(params)}
 
 
-def _inject(inject: Iterable[str]) -> tuple[str, ...]:
-    slugs = tuple(inject)
-    for slug in slugs:
-        get_bug(slug)
-    return slugs
+def _inject(inject: Iterable[str], patch: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Checked catalogue selections: pre-seed bugs to inject, latent ones to patch (or all)."""
+    return selection(inject, patch)
 
 
 def _positive(name: str, value: int | None, low: int = 1) -> None:
@@ -197,6 +195,7 @@ def _campaign(
     depth: int,
     params: Params,
     inject: Iterable[str],
+    patch: Iterable[str],
     config: Mapping[str, Any] | None,
     out: str | None,
     keep_going: bool,
@@ -212,7 +211,7 @@ def _campaign(
         raise InputError(f"time_budget: expected a positive duration, got {time_budget!r}")
     if strategy not in STRATEGIES:
         raise InputError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    slugs = _inject(inject)
+    slugs, patched = _inject(inject, patch)
     if scenarios is None:
         from .scenario import builtin_scenarios
 
@@ -225,7 +224,7 @@ def _campaign(
         raise ScenarioError("no scenario to run")
     bound = bind_params(scs, params)
     specs = [
-        RunSpec.make(sc, p, config=dict(config or {}), inject=slugs)
+        RunSpec.make(sc, p, config=dict(config or {}), inject=slugs, patch=patched)
         for sc, p in zip(scs, bound, strict=True)
     ]
     opts = CampaignOptions(
@@ -252,6 +251,7 @@ def fuzz(
     depth: int = 3,
     params: Params = None,
     inject: Iterable[str] = (),
+    patch: Iterable[str] = (),
     config: Mapping[str, Any] | None = None,
     out: str | None = None,
     keep_going: bool = False,
@@ -283,6 +283,7 @@ def fuzz(
         depth=depth,
         params=params,
         inject=inject,
+        patch=patch,
         config=config,
         out=out,
         keep_going=keep_going,
@@ -318,6 +319,7 @@ async def afuzz(
     depth: int = 3,
     params: Params = None,
     inject: Iterable[str] = (),
+    patch: Iterable[str] = (),
     config: Mapping[str, Any] | None = None,
     out: str | None = None,
     keep_going: bool = False,
@@ -334,6 +336,7 @@ async def afuzz(
         depth=depth,
         params=params,
         inject=inject,
+        patch=patch,
         config=config,
         out=out,
         keep_going=keep_going,
@@ -401,7 +404,13 @@ def _replay_spec(rf: ReplayFile, params: Params, scenario: ScenarioLike | None) 
         sc = resolve_scenario(scenario)
     own = _overrides(sc, params)
     try:
-        return RunSpec.make(sc, {**rf.params, **own}, config=rf.config, inject=tuple(rf.inject))
+        return RunSpec.make(
+            sc,
+            {**rf.params, **own},
+            config=rf.config,
+            inject=tuple(rf.inject),
+            patch=tuple(rf.patch),
+        )
     except ScenarioError as exc:
         raise ReplayFileError(f"{rf.path or 'replay file'} does not fit: {exc}") from None
 
@@ -507,6 +516,7 @@ def explore(
     max_schedules: int | None = None,
     params: Params = None,
     inject: Iterable[str] = (),
+    patch: Iterable[str] = (),
     config: Mapping[str, Any] | None = None,
     out: str | None = None,
     stop_at_first: bool = False,
@@ -515,7 +525,7 @@ def explore(
 
     Raises :class:`Interrupted` (with the summary so far) on Ctrl-C.
     """
-    spec = _explore_spec(scenario, preemption_bound, max_schedules, params, inject, config)
+    spec = _explore_spec(scenario, preemption_bound, max_schedules, params, inject, patch, config)
     summary = ExploreSummary(spec.scenario.name, preemption_bound)
     created = check_output_dir(out, "--out") if out is not None else False
     try:
@@ -539,12 +549,13 @@ async def aexplore(
     max_schedules: int | None = None,
     params: Params = None,
     inject: Iterable[str] = (),
+    patch: Iterable[str] = (),
     config: Mapping[str, Any] | None = None,
     out: str | None = None,
     stop_at_first: bool = False,
 ) -> ExploreSummary:
     """:func:`explore` inside a running Trio loop."""
-    spec = _explore_spec(scenario, preemption_bound, max_schedules, params, inject, config)
+    spec = _explore_spec(scenario, preemption_bound, max_schedules, params, inject, patch, config)
     if out is not None:
         check_output_dir(out, "--out")
     return await explore_scenario(spec, preemption_bound, max_schedules, out, stop_at_first)
@@ -556,11 +567,12 @@ def _explore_spec(
     max_schedules: int | None,
     params: Params,
     inject: Iterable[str],
+    patch: Iterable[str],
     config: Mapping[str, Any] | None,
 ) -> RunSpec:
     _positive("preemption_bound", preemption_bound, 0)
     _positive("max_schedules", max_schedules)
-    slugs = _inject(inject)
+    slugs, patched = _inject(inject, patch)
     sc = resolve_scenario(scenario)
     values = bind_params([sc], params)[0]
-    return RunSpec.make(sc, values, config=dict(config or {}), inject=slugs)
+    return RunSpec.make(sc, values, config=dict(config or {}), inject=slugs, patch=patched)

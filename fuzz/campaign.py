@@ -335,10 +335,15 @@ class _SpecRef:
     params: dict[str, Any]
     config: dict[str, Any]
     inject: tuple[str, ...]
+    patch: tuple[str, ...]
 
     def build(self) -> RunSpec:
         return RunSpec.make(
-            get_scenario(self.scenario), self.params, config=self.config, inject=self.inject
+            get_scenario(self.scenario),
+            self.params,
+            config=self.config,
+            inject=self.inject,
+            patch=self.patch,
         )
 
 
@@ -513,6 +518,7 @@ def spec_refs(specs: list[RunSpec]) -> list[_SpecRef]:
             dict(s.params),
             s.config.to_json(),
             tuple(sorted(s.inject)),
+            tuple(sorted(s.patch)),
         )
         for s in specs
     ]

@@ -21,7 +21,7 @@ from panthor_testbed import __version__
 
 # Only light modules here: `--help` and `scenarios` must not load the model
 # (Trio, the simulated kernel, Hypothesis); each command imports what it needs.
-from .catalogue import CATALOGUE, UnknownBug
+from .bugs import UnknownBug
 from .errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -209,7 +209,15 @@ def _add_common_run_args(s: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SLUG",
-        help="inject a catalogued bug (repeatable)",
+        help="install the pre-fix code of a catalogued bug fixed before the seed (repeatable)",
+    )
+    s.add_argument(
+        "--patch",
+        action="append",
+        default=[],
+        metavar="SLUG",
+        help="install the kernel's later fix of a catalogued bug still in the seed "
+        "(repeatable; 'all' for every one)",
     )
     s.add_argument("--no-lockdep", action="store_true", help="disable lockdep (raw speed)")
     s.add_argument(
@@ -267,16 +275,19 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_bugs(args: argparse.Namespace) -> int:
+    from .bugs import catalogue
+
+    bugs = catalogue()
     if args.json:
-        _out([b.__dict__ for b in CATALOGUE.values()])
+        _out([b.to_json() for b in bugs])
         return EXIT_OK
-    if not CATALOGUE:
+    for b in bugs:
+        how = "--inject" if b.kind == "pre-seed" else "--patch"
         print(
-            "The bug catalogue is empty in this version: it arrives with the port of panthor_mmu.c."
+            f"{b.slug} ({b.kind}, {how}): {b.commit} {b.title}\n"
+            f"    functions: {', '.join(b.functions)}\n"
+            f"    breaks: {b.breaks}\n    found by: {b.scenario}"
         )
-        return EXIT_OK
-    for b in CATALOGUE.values():
-        print(f"{b.slug}: {b.commit_title}\n    breaks: {b.breaks}\n    found by: {b.scenario}")
     return EXIT_OK
 
 

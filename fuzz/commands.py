@@ -14,7 +14,7 @@ from typing import Any
 from panthor_testbed import __version__
 
 from . import api
-from .catalogue import get_bug
+from .bugs import selection
 from .cli import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -48,8 +48,7 @@ def _plural(n: int, word: str) -> str:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from .progress import ProgressBar
 
-    for slug in args.inject:
-        get_bug(slug)
+    selection(args.inject, args.patch)
     progress = ProgressBar(enabled=False if args.no_progress else None)
     status = EXIT_OK
     try:
@@ -62,6 +61,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             depth=args.depth,
             params=args.param,
             inject=args.inject,
+            patch=args.patch,
             config=_config(args),
             out=args.out,
             keep_going=args.keep_going,
@@ -84,6 +84,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 "depth": args.depth,
                 "injected": list(args.inject),
+                "patched": list(args.patch),
                 "scenarios": [s.to_json() for s in result.scenarios],
                 "runs": result.runs,
                 "failures": result.failures,
@@ -242,8 +243,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
 
 def cmd_explore(args: argparse.Namespace) -> int:
 
-    for slug in args.inject:
-        get_bug(slug)
+    selection(args.inject, args.patch)
     status = EXIT_OK
     try:
         summary = api.explore(
@@ -252,6 +252,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             max_schedules=args.max_schedules,
             params=args.param,
             inject=args.inject,
+            patch=args.patch,
             config=_config(args),
             out=args.out,
             stop_at_first=args.stop_at_first,

@@ -18,7 +18,7 @@ from typing import Any
 
 from panthor_testbed.sched import Kernel, Replay
 
-from .catalogue import UnknownBug
+from .bugs import UnknownBug
 from .errors import InputError, ReplayFileError, ScenarioError
 from .replayfile import ReplayFile
 from .runner import RunSpec, execute, graph_for
@@ -119,7 +119,11 @@ def spec_of(
     sc = scenario if isinstance(scenario, Scenario) else find_scenario(rf, scenario)
     try:
         return RunSpec.make(
-            sc, {**rf.params, **(params or {})}, config=rf.config, inject=tuple(rf.inject)
+            sc,
+            {**rf.params, **(params or {})},
+            config=rf.config,
+            inject=tuple(rf.inject),
+            patch=tuple(rf.patch),
         )
     except (ScenarioError, UnknownBug) as exc:
         raise ReplayFileError(f"replay file does not fit: {exc}") from None

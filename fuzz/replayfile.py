@@ -53,6 +53,7 @@ _FIELDS = (
     "seed",
     "run_id",
     "inject",
+    "patch",
     "config",
     "failure",
     "digest",
@@ -132,6 +133,7 @@ class ReplayFile:
     steps: int
     lockdep_edges: list[dict[str, Any]] = field(default_factory=list)
     lockdep_reported: list[list[str]] = field(default_factory=list)
+    patch: list[str] = field(default_factory=list)  # latent catalogue fixes installed
     version: str = __version__
     note: str = ""
     # Where a user's scenario lives: {"kind": "file", "function", "path"} or
@@ -165,6 +167,7 @@ class ReplayFile:
                 "seed": self.seed,
                 "run_id": self.run_id,
                 "inject": self.inject,
+                "patch": self.patch,
                 "config": self.config,
                 "failure": self.failure,
                 "digest": self.digest,
@@ -267,6 +270,9 @@ class _Reader:
         inject = self.need(data, "inject", list)
         if not all(isinstance(s, str) for s in inject):
             raise self.fail("field 'inject' must be a list of strings")
+        patch = data.get("patch", [])
+        if not isinstance(patch, list) or not all(isinstance(s, str) for s in patch):
+            raise self.fail("field 'patch' must be a list of strings")
         edges = data.get("lockdep_edges", [])
         if not isinstance(edges, list) or not all(_edge_ok(e) for e in edges):
             raise self.fail("field 'lockdep_edges' is malformed")
@@ -297,6 +303,7 @@ class _Reader:
             run_id=self.count(data, "run_id"),
             choices=choices,
             inject=list(inject),
+            patch=list(patch),
             config=config,
             failure=self.failure(self.need(data, "failure", dict)),
             digest=digest,

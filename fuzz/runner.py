@@ -19,7 +19,7 @@ from panthor_testbed.sched import (
 )
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
-from .catalogue import get_bug
+from .bugs import ensure_installed, selection
 from .errors import InputError
 from .replayfile import ReplayFile, validate_config
 from .scenario import Scenario, ScenarioSource
@@ -33,7 +33,8 @@ class RunSpec:
     scenario: Scenario
     params: dict[str, Any] = field(default_factory=dict)
     config: KernelConfig = field(default_factory=KernelConfig)
-    inject: frozenset[str] = frozenset()
+    inject: frozenset[str] = frozenset()  # pre-seed catalogue bugs installed
+    patch: frozenset[str] = frozenset()  # latent catalogue fixes installed
 
     @classmethod
     def make(
@@ -43,6 +44,7 @@ class RunSpec:
         *,
         config: dict[str, Any] | None = None,
         inject: frozenset[str] | tuple[str, ...] = (),
+        patch: frozenset[str] | tuple[str, ...] = (),
     ) -> RunSpec:
         """Scenario defaults, its own config overrides, then the caller's (validated)."""
         try:
@@ -50,13 +52,13 @@ class RunSpec:
         except ValueError as exc:
             raise InputError(f"config: {exc}") from None
         merged = {**KernelConfig().to_json(), **scenario.config, **own}
-        for slug in inject:
-            get_bug(slug)  # raises UnknownBug
+        injected, patched = selection(inject, patch)  # raises UnknownBug
         return cls(
             scenario,
             scenario.check(params or {}),
             KernelConfig.from_json(merged),
-            frozenset(inject),
+            injected,
+            patched,
         )
 
 
@@ -71,7 +73,8 @@ async def execute(
 ) -> Kernel:
     """Run the scenario once; the returned Kernel holds failures, choices and trace."""
     graph = lockdep if spec.config.lockdep else None
-    k = Kernel(strategy, spec.config, lockdep=graph, run_id=run_id, injected=spec.inject)
+    ensure_installed(spec.inject, spec.patch)
+    k = Kernel(strategy, spec.config, lockdep=graph, run_id=run_id)
     try:
         await k.run(spec.scenario.fn, **spec.params)
     except ExecutorError:
@@ -192,6 +195,7 @@ async def replay_file_of(
         run_id=k.run_id,
         choices=[],
         inject=sorted(spec.inject),
+        patch=sorted(spec.patch),
         config=spec.config.to_json(),
         failure=failure_json(k),
         digest=k.trace.digest(),

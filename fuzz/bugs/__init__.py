@@ -13,12 +13,15 @@ consults a flag and no checker knows what is installed; see
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import InputError
 from .entry import Bug, Kind
-from .install import Installation, install
+
+if TYPE_CHECKING:
+    from .install import Installation
 
 # slug -> module, in catalogue order
 ENTRIES: dict[str, str] = {
@@ -30,8 +33,8 @@ ENTRIES: dict[str, str] = {
 }
 
 
-class UnknownBug(Exception):
-    """Not a catalogue slug (the CLI turns it into exit 2)."""
+class UnknownBug(InputError):
+    """Not a catalogue slug, or the wrong selection for it (the CLI turns it into exit 2)."""
 
 
 class Entry:
@@ -64,9 +67,7 @@ def latent_slugs() -> list[str]:
     return [b.slug for b in catalogue() if b.kind == "latent"]
 
 
-def check_selection(
-    inject: list[str] | tuple[str, ...], patch: list[str] | tuple[str, ...]
-) -> None:
+def check_selection(inject: Iterable[str], patch: Iterable[str]) -> None:
     """``--inject`` takes pre-seed bugs, ``--patch`` latent ones (``all``: every latent one)."""
     for slug in inject:
         if get_bug(slug).kind != "pre-seed":
@@ -76,29 +77,60 @@ def check_selection(
             raise UnknownBug(f"{slug} was fixed before the seed: --inject it, not --patch")
 
 
-def expand_patches(patch: list[str] | tuple[str, ...]) -> list[str]:
+def expand_patches(patch: Iterable[str]) -> list[str]:
+    patch = list(patch)
     if "all" in patch:
         return latent_slugs()
     return list(dict.fromkeys(patch))
 
 
-@contextmanager
-def installed(
-    inject: list[str] | tuple[str, ...] = (), patch: list[str] | tuple[str, ...] = ()
-) -> Iterator[Installation]:
-    """Install the selected entries' code for the duration of the block."""
-    check_selection(inject, patch)
+def selection(
+    inject: Iterable[str] = (), patch: Iterable[str] = ()
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Checked ``(inject, patch)`` slugs, ``all`` expanded to every latent entry."""
+    inj, pat = tuple(inject), tuple(patch)
+    check_selection(inj, pat)
+    return frozenset(inj), frozenset(expand_patches(pat))
+
+
+def _replaces(inject: Iterable[str], patch: Iterable[str]) -> dict[str, Callable[..., Any]]:
     replaces: dict[str, Callable[..., Any]] = {}
-    for slug in [*inject, *expand_patches(patch)]:
+    for slug in [*sorted(inject), *sorted(patch)]:
         for target, fn in get_entry(slug).replaces.items():
             if target in replaces:
                 raise UnknownBug(f"{slug} and another selected entry both replace {target}")
             replaces[target] = fn
-    inst = install(replaces)
+    return replaces
+
+
+@contextmanager
+def installed(inject: Iterable[str] = (), patch: Iterable[str] = ()) -> Iterator[Installation]:
+    """Install the selected entries' code for the duration of the block."""
+    from .install import install
+
+    inj, pat = selection(inject, patch)
+    inst = install(_replaces(inj, pat))
     try:
         yield inst
     finally:
         inst.undo()
+
+
+_active: tuple[frozenset[str], frozenset[str], Installation] | None = None
+
+
+def ensure_installed(inject: frozenset[str], patch: frozenset[str]) -> None:
+    """Make exactly these entries the installed ones (runs in a row keep the installation)."""
+    global _active
+    if _active is not None and _active[0] == inject and _active[1] == patch:
+        return
+    if _active is not None:
+        _active[2].undo()
+        _active = None
+    if inject or patch:
+        from .install import install
+
+        _active = (inject, patch, install(_replaces(inject, patch)))
 
 
 __all__ = [
@@ -109,9 +141,11 @@ __all__ = [
     "UnknownBug",
     "catalogue",
     "check_selection",
+    "ensure_installed",
     "expand_patches",
     "get_bug",
     "get_entry",
     "installed",
     "latent_slugs",
+    "selection",
 ]

@@ -194,11 +194,8 @@ class Kernel:
         *,
         lockdep: Lockdep | None = None,
         run_id: int = 0,
-        injected: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config or KernelConfig()
-        # Bug-catalogue slugs whose pre-fix code path the model takes this run.
-        self.injected = injected
         self.strategy: Strategy = strategy if strategy is not None else Canonical()
         self.run_id = run_id
         self.threads: list[SimThread] = []

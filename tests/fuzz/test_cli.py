@@ -58,7 +58,16 @@ def test_scenarios_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bugs_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "bugs", "--json")
-    assert code == 0 and json.loads(out) == []
+    assert code == 0
+    doc = json.loads(out)
+    from panthor_testbed.fuzz.bugs import ENTRIES
+
+    assert [b["slug"] for b in doc] == list(ENTRIES)
+    for b in doc:
+        assert set(b) >= {"slug", "kind", "commit", "title", "functions", "scenario"}
+        assert b["kind"] in ("pre-seed", "latent")
+    code, out, _ = _run(capsys, "bugs")
+    assert code == 0 and "vm-pool-get-without-xa-lock (pre-seed, --inject): 444fa5b100e5" in out
 
 
 def test_fuzz_json_and_replay_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -512,7 +512,7 @@ async def ashrink(
 def explore(
     scenario: ScenarioLike,
     *,
-    preemption_bound: int,
+    preemption_bound: int | None = None,
     max_schedules: int | None = None,
     params: Params = None,
     inject: Iterable[str] = (),
@@ -520,18 +520,25 @@ def explore(
     config: Mapping[str, Any] | None = None,
     out: str | None = None,
     stop_at_first: bool = False,
+    time_budget: float | None = None,
 ) -> ExploreSummary:
     """Every schedule of ``scenario`` with at most ``preemption_bound`` preemptions.
+
+    Without a bound the search deepens (bound 0, 1, 2, ...) until a bound has a
+    failing schedule (``summary.failing_bound`` is then the smallest), the search
+    is exhaustive, or ``max_schedules`` / ``time_budget`` seconds run out
+    (defaults for deepening: 20000 schedules, 60 s).
 
     Raises :class:`Interrupted` (with the summary so far) on Ctrl-C.
     """
     spec = _explore_spec(scenario, preemption_bound, max_schedules, params, inject, patch, config)
-    summary = ExploreSummary(spec.scenario.name, preemption_bound)
+    summary = ExploreSummary(spec.scenario.name, preemption_bound or 0)
+    max_schedules, time_budget = _deepening_budget(preemption_bound, max_schedules, time_budget)
     created = check_output_dir(out, "--out") if out is not None else False
     try:
         trio.run(
             lambda: explore_scenario(
-                spec, preemption_bound, max_schedules, out, stop_at_first, summary
+                spec, preemption_bound, max_schedules, out, stop_at_first, summary, time_budget
             )
         )
     except BaseException as exc:
@@ -545,7 +552,7 @@ def explore(
 async def aexplore(
     scenario: ScenarioLike,
     *,
-    preemption_bound: int,
+    preemption_bound: int | None = None,
     max_schedules: int | None = None,
     params: Params = None,
     inject: Iterable[str] = (),
@@ -553,24 +560,46 @@ async def aexplore(
     config: Mapping[str, Any] | None = None,
     out: str | None = None,
     stop_at_first: bool = False,
+    time_budget: float | None = None,
 ) -> ExploreSummary:
     """:func:`explore` inside a running Trio loop."""
     spec = _explore_spec(scenario, preemption_bound, max_schedules, params, inject, patch, config)
     if out is not None:
         check_output_dir(out, "--out")
-    return await explore_scenario(spec, preemption_bound, max_schedules, out, stop_at_first)
+    max_schedules, time_budget = _deepening_budget(preemption_bound, max_schedules, time_budget)
+    return await explore_scenario(
+        spec, preemption_bound, max_schedules, out, stop_at_first, time_budget=time_budget
+    )
+
+
+DEEPENING_MAX_SCHEDULES = 20_000
+DEEPENING_TIME_BUDGET = 60.0
+
+
+def _deepening_budget(
+    bound: int | None, max_schedules: int | None, time_budget: float | None
+) -> tuple[int | None, float | None]:
+    if time_budget is not None and not time_budget > 0:
+        raise InputError(f"time_budget: expected a positive duration, got {time_budget!r}")
+    if bound is not None:
+        return max_schedules, time_budget
+    return (
+        max_schedules if max_schedules is not None else DEEPENING_MAX_SCHEDULES,
+        time_budget if time_budget is not None else DEEPENING_TIME_BUDGET,
+    )
 
 
 def _explore_spec(
     scenario: ScenarioLike,
-    preemption_bound: int,
+    preemption_bound: int | None,
     max_schedules: int | None,
     params: Params,
     inject: Iterable[str],
     patch: Iterable[str],
     config: Mapping[str, Any] | None,
 ) -> RunSpec:
-    _positive("preemption_bound", preemption_bound, 0)
+    if preemption_bound is not None:
+        _positive("preemption_bound", preemption_bound, 0)
     _positive("max_schedules", max_schedules)
     slugs, patched = _inject(inject, patch)
     sc = resolve_scenario(scenario)

@@ -180,8 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("explore", help="bounded-exhaustive search of a scenario's schedules")
     s.add_argument("scenario", metavar="SCENARIO")
-    s.add_argument("--preemption-bound", type=_nonneg_int, required=True, metavar="K")
-    s.add_argument("--max-schedules", type=_positive_int)
+    s.add_argument(
+        "--preemption-bound",
+        type=_nonneg_int,
+        metavar="K",
+        help="every schedule with at most K preemptions (default: deepen from 0 until a "
+        "bound fails or the budget runs out)",
+    )
+    s.add_argument("--max-schedules", type=_positive_int, help="schedule budget (deepening: 20000)")
+    s.add_argument("--time-budget", type=_seconds, metavar="S", help="seconds (deepening: 60)")
     _add_common_run_args(s)
     s.add_argument("--out", default="failures", help="directory for replay files")
     s.add_argument("--stop-at-first", action="store_true", help="stop at the first fatal failure")

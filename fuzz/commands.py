@@ -256,6 +256,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             config=_config(args),
             out=args.out,
             stop_at_first=args.stop_at_first,
+            time_budget=args.time_budget,
         )
     except api.Interrupted as stop:
         assert isinstance(stop.result, api.ExploreSummary)
@@ -267,9 +268,22 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.json:
         _out(summary.to_json())
         return status
-    bound = args.preemption_bound
+    bound = summary.preemption_bound
     if summary.interrupted:
         scope = "interrupted"
+    elif summary.deepening:
+        if summary.failing_bound is not None:
+            scope = f"deepened to bound {bound}: the smallest failing bound is {bound}"
+        elif summary.complete:
+            scope = f"deepened to bound {bound}: every schedule, none failing"
+        else:
+            proven = summary.proven_bound
+            scope = (
+                f"deepened to bound {bound}, budget used up; every schedule with at most "
+                f"{_plural(proven, 'preemption')} passes"
+                if proven is not None
+                else f"budget used up at bound {bound}"
+            )
     elif summary.complete:
         scope = f"every schedule with at most {_plural(bound, 'preemption')}"
     else:

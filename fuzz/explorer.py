@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from panthor_testbed.sched import Kernel, Strategy
-from panthor_testbed.sched.core.explore import explore
+from panthor_testbed.sched.core.explore import explore, explore_deepening
 from panthor_testbed.sched.locking.lockdep import Lockdep
 
 from .replayfile import ReplayFile, replay_name
@@ -19,7 +20,7 @@ class ExploreSummary:
     """Filled as the search goes, so an interrupted search can still report."""
 
     scenario: str
-    preemption_bound: int
+    preemption_bound: int  # with deepening: the last bound searched
     schedules: int = 0
     complete: bool = False
     failing_schedules: int = 0
@@ -27,6 +28,9 @@ class ExploreSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     replay_files: list[ReplayFile] = field(default_factory=list)
     interrupted: bool = False
+    deepening: bool = False  # bound 0, 1, 2, ... until a failure or the budget
+    failing_bound: int | None = None  # the smallest bound with a failing schedule
+    proven_bound: int | None = None  # the largest bound whose every schedule passed
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -38,6 +42,10 @@ class ExploreSummary:
             "max_choice_points": self.max_choice_points,
             "failures": self.failures,
         }
+        if self.deepening:
+            out["deepening"] = True
+            out["failing_bound"] = self.failing_bound
+            out["proven_bound"] = self.proven_bound
         if self.interrupted:
             out["interrupted"] = True
         return out
@@ -45,17 +53,26 @@ class ExploreSummary:
 
 async def explore_scenario(
     spec: RunSpec,
-    preemption_bound: int,
+    preemption_bound: int | None,
     max_schedules: int | None,
     out: str | None,
     stop_at_first: bool,
     summary: ExploreSummary | None = None,
+    time_budget: float | None = None,
 ) -> ExploreSummary:
     """Run every schedule within the bound; one replay file per distinct failure.
 
-    ``out=None`` keeps the replay files in memory (``summary.replay_files``).
+    ``preemption_bound=None`` deepens: bound 0, 1, 2, ... until a bound has a
+    failing schedule (the smallest failing bound), the search is exhaustive, or
+    ``max_schedules``/``time_budget`` (seconds) run out. ``out=None`` keeps the
+    replay files in memory (``summary.replay_files``).
     """
-    s = summary if summary is not None else ExploreSummary(spec.scenario.name, preemption_bound)
+    s = (
+        summary
+        if summary is not None
+        else ExploreSummary(spec.scenario.name, preemption_bound or 0)
+    )
+    s.deepening = preemption_bound is None
     graph = Lockdep()
     seen: set[str] = set()
 
@@ -67,7 +84,7 @@ async def explore_scenario(
             seen.add(f.signature)
             described = {
                 "name": "exhaustive",
-                "preemption_bound": preemption_bound,
+                "preemption_bound": s.preemption_bound,
                 "schedule": index,
             }
             rf = await replay_file_of(
@@ -89,6 +106,27 @@ async def explore_scenario(
         if k.primary_failure is not None:
             s.failing_schedules += 1
 
+    if preemption_bound is None:
+        deadline = None if time_budget is None else time.monotonic() + time_budget
+
+        def on_bound(bound: int, r: object) -> None:
+            s.preemption_bound = bound
+
+        deep = await explore_deepening(
+            run_one,
+            max_schedules=max_schedules,
+            out_of_time=lambda: deadline is not None and time.monotonic() > deadline,
+            stop_at_first_failure=True,
+            on_bound=on_bound,
+            on_schedule=lambda n, k: count(s.schedules + 1, k),
+        )
+        s.schedules = deep.schedules
+        s.failing_bound = deep.failing_bound
+        s.proven_bound = deep.proven_bound
+        last = deep.bounds[-1][1] if deep.bounds else None
+        s.complete = last is not None and last.complete
+        s.max_choice_points = max((r.max_depth for _, r in deep.bounds), default=0)
+        return s
     result = await explore(
         run_one,
         preemption_bound=preemption_bound,

@@ -182,7 +182,7 @@ def test_tampered_replay_file_exits_2_with_one_line(
         (["fuzz", "--inject", "bogus-bug"], "unknown bug slug"),
         (["fuzz", "--strategy", "dfs"], "invalid choice"),
         (["replay", "/no/such/file.json"], "no such file"),
-        (["explore", "abba"], "--preemption-bound"),
+        (["explore", "abba", "--preemption-bound", "-1"], "--preemption-bound"),
         (["frobnicate"], "invalid choice"),
         (["fuzz", "x.py:f"], "does not exist"),
     ],
@@ -361,3 +361,33 @@ def test_interrupted_explore_prints_its_summary(tmp_path: Path) -> None:
     assert int(head.split("explored ")[1].split()[0]) > 1
     for p in tmp_path.glob("*.json"):
         assert str(p.name) in out
+
+
+def test_explore_without_a_bound_deepens_to_the_smallest_failing_bound(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = _run(capsys, "explore", "lost-wakeup", "--out", str(tmp_path), "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["deepening"] and doc["failing_bound"] == 1
+    assert doc["proven_bound"] == 0  # bound 0 passed exhaustively
+    code, out, _ = _run(
+        capsys, "explore", "abba", "--param", "inverted=false", "--out", str(tmp_path), "--json"
+    )
+    doc = json.loads(out)
+    assert code == 0 and doc["failing_bound"] is None and doc["complete"]
+    code, out, _ = _run(
+        capsys,
+        "explore",
+        "lost-update",
+        "--param",
+        "threads=4",
+        "--out",
+        str(tmp_path),
+        "--param",
+        "fixed=true",
+        "--max-schedules",
+        "50",
+        "--json",
+    )
+    doc = json.loads(out)
+    assert code == 0 and doc["schedules"] == 50 and not doc["complete"]

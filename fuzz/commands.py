@@ -224,6 +224,11 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                 "steps_after": result.shrunk.steps,
                 "followed": "exact" if result.exact else "by-identity",
                 "summary": result.summary(),
+                **(
+                    {"params_before": result.params_before, "params_after": result.shrunk.params}
+                    if result.params_before is not None
+                    else {}
+                ),
             }
         )
     else:
@@ -237,6 +242,13 @@ def cmd_shrink(args: argparse.Namespace) -> int:
             f"deviations from the canonical schedule, {rf.steps} -> {result.shrunk.steps} steps"
         )
         print(result.summary())
+        if result.params_before is not None:
+            smaller = ", ".join(
+                f"{n} {result.params_before[n]} -> {v}"
+                for n, v in result.shrunk.params.items()
+                if result.params_before.get(n) != v
+            )
+            print(f"a smaller scenario fails the same way: {smaller}")
         print(f"wrote {out}")
     return EXIT_FAILURE
 

@@ -8,6 +8,13 @@ survives the removal of other deviations far better than a global index.
 The shrinker removes deviations (chunks first, then one by one, as delta
 debugging does) while the run still fails the same way, and reports what is
 left: "2 preemptions: at step 12 preempt T1 thread-a, run T2 thread-b; ...".
+
+Data choices are deviations like thread choices, so a scenario whose program
+(which ioctls, which ranges, which faults) is drawn from ``k.choose_data``
+shrinks program and schedule together. The scenario's size parameters (the
+integer parameters with a declared :class:`~.scenario.Range`: actors, VMs,
+ops) are then lowered one at a time while the failure keeps happening, and
+the deviations shrunk again on the smaller scenario.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class ShrinkResult:
     before: int  # deviations before
     after: int  # deviations after
     exact: bool = True  # the original schedule fitted the code (else followed by identity)
+    params_before: dict[str, object] | None = None  # size parameters before, when lowered
 
     def summary(self) -> str:
         """The deviations a reviewer reads."""
@@ -122,25 +130,59 @@ async def shrink(
             return True
         return False
 
-    # Delta debugging over the deviation set: drop chunks, then single deviations.
-    chunk = max(1, len(devs) // 2)
-    while devs and runs < max_runs:
-        keys = list(devs)
-        progress = False
-        for start in range(0, len(keys), chunk):
-            drop = set(keys[start : start + chunk])
-            cand = {key: v for key, v in devs.items() if key not in drop}
-            if await still_fails(cand):
-                progress = True
+    async def delta_debug() -> None:
+        """Drop chunks of deviations, then single ones, while the failure persists."""
+        chunk = max(1, len(devs) // 2)
+        while devs and runs < max_runs:
+            keys = list(devs)
+            progress = False
+            for start in range(0, len(keys), chunk):
+                drop = set(keys[start : start + chunk])
+                cand = {key: v for key, v in devs.items() if key not in drop}
+                if await still_fails(cand):
+                    progress = True
+                    break
+                if runs >= max_runs:
+                    break
+            if progress:
+                chunk = max(1, min(chunk, len(devs) // 2))
+                continue
+            if chunk == 1:
                 break
-            if runs >= max_runs:
-                break
-        if progress:
-            chunk = max(1, min(chunk, len(devs) // 2))
-            continue
-        if chunk == 1:
-            break
-        chunk = max(1, chunk // 2)
+            chunk = max(1, chunk // 2)
+
+    await delta_debug()
+
+    # Smaller scenarios: lower each size parameter while the failure persists.
+    params_before = dict(spec.params)
+    lowered = True
+    while lowered and runs < max_runs:
+        lowered = False
+        for name, value in sorted(spec.params.items()):
+            r = spec.scenario.ranges.get(name)
+            if r is None or isinstance(value, bool) or not isinstance(value, int):
+                continue
+            low = int(r.low) if r.low is not None else 0
+            for cand_value in _lower_values(value, low):
+                if runs >= max_runs:
+                    break
+                cand_spec = RunSpec.make(
+                    spec.scenario,
+                    {**spec.params, name: cand_value},
+                    config=spec.config.to_json(),
+                    inject=tuple(spec.inject),
+                    patch=tuple(spec.patch),
+                )
+                found = await _fails_smaller(cand_spec, rf, devs, best_log, max_runs - runs)
+                runs += found[0]
+                if found[1] is not None:
+                    spec = cand_spec
+                    best_k, best_log = found[1]
+                    devs = deviations(best_log)
+                    lowered = True
+                    break
+        if lowered:
+            await delta_debug()
     # Removal cannot swap one preemption for a better-placed one; a bounded
     # exhaustive search with fewer preemptions can.
     preemptions = sum(1 for d in best_log if d.preemption)
@@ -171,4 +213,52 @@ async def shrink(
         lockdep_edges=rf.lockdep_edges,
     )
     exact = not isinstance(replayer, FollowReplay) or replayer.fitted
-    return ShrinkResult(rf, shrunk, best_k, best_log, runs, before, len(devs), exact)
+    changed = params_before if params_before != spec.params else None
+    return ShrinkResult(rf, shrunk, best_k, best_log, runs, before, len(devs), exact, changed)
+
+
+async def _fails_smaller(
+    spec: RunSpec,
+    rf: ReplayFile,
+    devs: dict[Key, Pick],
+    log: list[Decision],
+    budget: int,
+) -> tuple[int, tuple[Kernel, list[Decision]] | None]:
+    """Does the smaller scenario fail the same way? ``(runs used, (kernel, log) or None)``.
+
+    First with the current deviations (the threads they name may be gone), then
+    by a short exhaustive search within the preemptions the failure needed.
+    """
+    if budget <= 0:
+        return 0, None
+    rec = DecisionRecorder(None, devs)
+    k = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
+    if same_failure(k, rf):
+        return 1, (k, rec.log)
+    runs = 1
+    bound = max(1, sum(1 for d in log if d.preemption))
+    prefix: list[int] | None = []
+    limit = min(budget, SMALLER_SEARCH_RUNS)
+    while prefix is not None and runs < limit:
+        dfs = DFSStrategy(prefix)
+        rec = DecisionRecorder(dfs)
+        runs += 1
+        k = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
+        if same_failure(k, rf):
+            return runs, (k, rec.log)
+        prefix = next_prefix(dfs.trail, bound)
+    return runs, None
+
+
+# Schedules tried on each smaller scenario before giving up on it.
+SMALLER_SEARCH_RUNS = 300
+
+
+def _lower_values(value: int, low: int) -> list[int]:
+    """Smaller values to try for a size parameter, smallest first, then halving."""
+    out: list[int] = []
+    cand = low
+    while cand < value:
+        out.append(cand)
+        cand = value - (value - cand) // 2 if (value - cand) > 1 else value
+    return list(dict.fromkeys(out))

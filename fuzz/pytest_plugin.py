@@ -9,7 +9,7 @@ Loaded by pytest through the ``pytest11`` entry point (``docs/pytest-plugin.md``
     async def test_counter(k: Kernel, threads: int = 2) -> None:
         ...  # spawn simulated threads, as any scenario does
 
-Each seed of a marked async function is one test (``test_counter[seed=1]``)
+Each seed of a marked async function is one test (``test_counter[seed1]``)
 that fuzzes the function as a scenario with that campaign seed and budget;
 a finding fails it with the one-line finding, the (shrunk) interleaving and
 the replay file, saved under ``panthor_failures`` (default
@@ -122,6 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "fuzz this async scenario function (it takes the Kernel) with a fixed budget; "
         "see docs/pytest-plugin.md",
     )
+    _settings(config)  # a bad option is a usage error now, not a failure in every test
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ def pytest_pycollect_makeitem(
     many = len(spec.seeds) > 1
     items: list[pytest.Item] = []
     for seed in spec.seeds:
-        test_name = f"{name}[seed={seed}]" if many else name
+        test_name = f"{name}[seed{seed}]" if many else name
 
         def body(
             fn: Callable[..., Any] = fn, seed: int = seed, config: Any = collector.config
@@ -306,7 +307,7 @@ def _item(
     test.pytestmark = list(getattr(obj, "pytestmark", []))  # type: ignore[attr-defined]
     test.__doc__ = getattr(obj, "__doc__", None)
     # No originalname: pytest 9 builds the node id from it plus a callspec
-    # this item does not have, which would drop the "[seed=N]".
+    # this item does not have, which would drop the "[seedN]".
     item = FuzzFunction.from_parent(collector, name=name, callobj=test)
     item.scenario_fn = obj if callable(obj) else None
     return item
@@ -649,7 +650,10 @@ class ReplayTest(pytest.Item):
             scenario = _replay_scenario(rf, settings.rootpath)
             report = await api.areplay(rf, times=1, scenario=scenario)
         except InputError as exc:
-            raise FuzzFailure(f"cannot replay {shown_path}: {exc}") from None
+            why = str(exc).replace(str(self.path), shown_path)
+            if shown_path not in why:
+                why = f"{shown_path}: {why}"
+            raise FuzzFailure(f"cannot replay {why}") from None
         k = report.last
         f = k.primary_failure
         # How far the recorded schedule fitted: in --junitxml output and

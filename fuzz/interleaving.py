@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import api
 from .errors import InputError
 from .replayfile import ReplayFile
 from .scenario import Scenario
+
+if TYPE_CHECKING:
+    from panthor_testbed.sched.core.trace import Trace
 
 __all__ = ["Interleaving", "ainterleaving", "min_path"]
 
@@ -32,6 +36,7 @@ class Interleaving:
     report: str  # the primary failure's kernel-style report ("" when it has none)
     kind: str  # the shown run's primary failure ("" if the run passed)
     message: str
+    trace: Trace  # the shown run's whole trace
     note: str = ""  # why it is not shrunk, when it is not
 
 
@@ -77,6 +82,7 @@ async def ainterleaving(
                 report=f.report if f is not None else "",
                 kind=f.kind if f is not None else "",
                 message=f.message if f is not None else "",
+                trace=k.trace,
             )
     out = await _replayed(rf, scenario, last, shrunk=False, summary="")
     out.note = note
@@ -110,6 +116,7 @@ async def _replayed(
         report=f.report if f is not None else "",
         kind=f.kind if f is not None else "",
         message=f.message if f is not None else "",
+        trace=k.trace,
         note=note,
     )
 

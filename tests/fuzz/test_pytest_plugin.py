@@ -235,7 +235,13 @@ def test_marker_arguments_are_checked() -> None:
     assert FuzzMark.parse((), {"seed": 4}).seeds == (4,)
     assert FuzzMark.parse((), {"seeds": range(2)}).seeds == (0, 1)
     assert FuzzMark.parse((), {"inject": "x"}).inject == ("x",)
-    for bad in ({"seeds": []}, {"seeds": [1, 1]}, {"seed": 1, "seeds": [2]}, {"runs": 0}):
+    bads: list[dict[str, object]] = [
+        {"seeds": []},
+        {"seeds": [1, 1]},
+        {"seed": 1, "seeds": [2]},
+        {"runs": 0},
+    ]
+    for bad in bads:
         with pytest.raises(ValueError):
             FuzzMark.parse((), bad)
     with pytest.raises(ValueError, match="keyword arguments only"):

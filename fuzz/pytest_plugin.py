@@ -490,6 +490,9 @@ def _describe_found(
         f"{f.failure['kind']}: {f.failure['message']}",
         f"  found by run {f.run} (run seed {f.seed})",
     ]
+    if shown.message and shown.message != f.failure["message"]:
+        # Same kind and signature (what shrinking keeps), another message.
+        lines.append(f"  the run shown below fails with: {shown.kind}: {shown.message}")
     if shown.report:
         lines += ["", *_indent(shown.report.rstrip())]
     if shown.shrunk:

@@ -456,3 +456,48 @@ def test_a_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*panthor_shrink_runs: expected an integer, got 'lots'"])
+
+
+# ---------------------------------------------------------------------- the docs
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "pytest-plugin.md"
+
+
+def _doc_blocks(lang: str) -> list[str]:
+    """The doc's fenced blocks of one language ("" for plain ones), in order."""
+    blocks: list[str] = []
+    fence: str | None = None
+    body: list[str] = []
+    for line in DOC.read_text().splitlines():
+        if fence is None and line.startswith("```"):
+            fence, body = line[3:], []
+        elif fence is not None and line == "```":
+            if fence == lang:
+                blocks.append("\n".join(body) + "\n")
+            fence = None
+        elif fence is not None:
+            body.append(line)
+    return blocks
+
+
+def test_the_documented_scenario_test_fails_as_the_doc_shows(pytester: pytest.Pytester) -> None:
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_counter.py").write_text(_doc_blocks("python")[0])
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    shown = _doc_blocks("")[0].splitlines()
+    patterns = [
+        "*_ test_counter[[]seed1[]] _*" if line.startswith("___") else _glob(line) for line in shown
+    ]
+    result.stdout.fnmatch_lines(patterns, consecutive=True)
+
+
+def _glob(line: str) -> str:
+    return line.replace("[", "[[]").replace("...", "*")
+
+
+def test_the_documented_fixture_examples_pass(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makepyfile(test_doc=_doc_blocks("python")[1])
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)

@@ -374,10 +374,16 @@ def _scenario_of(fn: Callable[..., Any], rootpath: Path) -> Scenario:
         except ScenarioError as exc:
             raise FuzzFailure(str(exc)) from None
     path = os.path.abspath(path)
-    try:
-        rel = Path(path).relative_to(rootpath).as_posix()
-    except ValueError:
-        rel = path
+    rel = path
+    for base in (rootpath, Path(os.path.realpath(rootpath))):
+        for p in (Path(path), Path(os.path.realpath(path))):
+            try:
+                rel = p.relative_to(base).as_posix()
+                break
+            except ValueError:
+                continue
+        if rel != path:
+            break
     try:
         return from_function(
             fn, name=f"{rel}:{name}", source=ScenarioSource("file", name, path=path)

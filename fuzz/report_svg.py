@@ -411,7 +411,7 @@ def runs_per_second_svg(timeline: Sequence[tuple[float, int]]) -> str:
     if not series:
         return ""
     w, h = 720, 260
-    left, right, top, bottom = 64, 20, 20, 44
+    left, right, top, bottom = 64, 20, 30, 44
     t_max = max(t for t, _ in series)
     r_max = max(r for _, r in series)
     xstep = _nice_step(t_max)
@@ -475,8 +475,13 @@ def runs_per_second_svg(timeline: Sequence[tuple[float, int]]) -> str:
         out.append(
             f'<line class="mean" x1="{left}" y1="{y:.1f}" x2="{w - right}" y2="{y:.1f}" '
             f'stroke="#e67e22" stroke-dasharray="5 4"/>'
-            f'<text x="{w - right - 4}" y="{y - 6:.1f}" text-anchor="end" fill="#b35900">'
-            f"mean {mean:.1f} runs/s</text>"
+            # The legend sits above the plot, where no line can run through it.
+            f'<line x1="{w - right - 180}" y1="12" x2="{w - right - 150}" y2="12" '
+            f'stroke="#e67e22" stroke-dasharray="5 4"/>'
+            f'<text x="{w - right - 144}" y="16" fill="#b35900">mean {mean:.1f} runs/s</text>'
+            f'<line x1="{w - right - 330}" y1="12" x2="{w - right - 300}" y2="12" '
+            f'stroke="#2c6fbb" stroke-width="2"/>'
+            f'<text x="{w - right - 294}" y="16">per interval</text>'
         )
     out.append("</svg>")
     return "\n".join(out)

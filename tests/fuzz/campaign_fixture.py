@@ -95,13 +95,12 @@ def make_campaign(
         )
     total = sum(d["runs"] for d in docs)
     if timeline:
-        # Throughput that climbs as workers warm up, then holds.
-        points = []
-        done = 0
-        for k in range(1, 21):
-            done = min(total, done + max(1, total * min(k, 5) // 80))
-            points.append([round(0.25 * k, 2), done])
-        points.append([5.5, total])
+        # Throughput that climbs as workers warm up, then holds: 20 points, 0.25 s apart.
+        weights = [min(k, 5) for k in range(1, 21)]
+        points, acc = [], 0
+        for k, w in enumerate(weights, 1):
+            acc += w
+            points.append([round(0.25 * k, 2), round(total * acc / sum(weights))])
         data["timeline"] = points
     if coverage:
         cov: dict[str, Any] = {"functions": functions_coverage(), "features": 1234}

@@ -564,6 +564,7 @@ class Fuzz:
         import trio
 
         settings, sc, spec, seed = self._prepare(scenario, kwargs)
+        _not_in_trio("fuzz(...)", "await fuzz.arun(...)")
         result: CampaignResult = trio.run(_afuzz_checked, settings, sc, spec, seed)
         return result
 
@@ -575,12 +576,22 @@ class Fuzz:
         import trio
 
         settings, sc, spec, seed = self._prepare(scenario, kwargs)
+        _not_in_trio("fuzz.find(...)", "await fuzz.afind(...)")
         found: Found = trio.run(_afind, settings, sc, spec, seed)
         return found
 
     async def afind(self, scenario: Any, **kwargs: Any) -> Found:
         settings, sc, spec, seed = self._prepare(scenario, kwargs)
         return await _afind(settings, sc, spec, seed)
+
+
+def _not_in_trio(call: str, instead: str) -> None:
+    import trio
+
+    if trio.lowlevel.in_trio_run():
+        raise FuzzFailure(
+            f"{call} cannot run inside a Trio test (it starts its own): use {instead}"
+        )
 
 
 async def _afind(settings: _Settings, scenario: Scenario, spec: FuzzMark, seed: int) -> Found:

@@ -322,11 +322,21 @@ def test_the_fuzz_fixture_in_a_trio_test(pytester: pytest.Pytester) -> None:
 
         async def test_async_buggy(fuzz):
             await fuzz.arun("lost-update", runs=100)
+
+
+        async def test_forgot_await(fuzz):
+            fuzz("lost-update", runs=10)
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-rf")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["FAILED *::test_async_buggy - invariant: counter is 1 *"])
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "FAILED *::test_async_buggy - invariant: counter is 1 *",
+            "FAILED *::test_forgot_await - fuzz(...) cannot run inside a Trio test (it starts "
+            "its own): use await fuzz.arun(...)",
+        ]
+    )
 
 
 def test_marked_tests_work_in_trio_mode(pytester: pytest.Pytester) -> None:

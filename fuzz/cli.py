@@ -195,6 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = sub.add_parser(
+        "report",
+        help="write one static HTML page for a campaign's output folder",
+        description="Write one self-contained HTML page (no script, nothing loaded from "
+        "elsewhere) for a campaign folder written by `fuzz --out DIR`: its distinct failures "
+        "with their shrunk interleavings, the seed functions reached, the lock-order graph "
+        "and runs/s over time.",
+    )
+    s.add_argument("dir", metavar="DIR", help="the campaign folder (with campaign.json)")
+    s.add_argument(
+        "-o", "--output", metavar="OUT.html", help="where to write (default DIR/report.html)"
+    )
+    s.add_argument(
+        "--shrink-runs",
+        type=_nonneg_int,
+        default=300,
+        metavar="N",
+        help="executions to shrink each failure without a .min.json (default 300; 0: none)",
+    )
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser(
         "bench", help="throughput figures, each beside its baseline (about 1.5 minutes)"
     )
     s.add_argument("--json", action="store_true", help="machine-readable output")

@@ -25,7 +25,7 @@ from .cli import (
     _settle,
 )
 
-__all__ = ["cmd_bench", "cmd_explore", "cmd_fuzz", "cmd_replay", "cmd_shrink"]
+__all__ = ["cmd_bench", "cmd_explore", "cmd_fuzz", "cmd_replay", "cmd_report", "cmd_shrink"]
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -308,6 +308,26 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print(f"    {f['kind']}: {f['message']}")
         print(f"      first in schedule #{f['schedule']}: {PROG} replay {f['replay']}")
     return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    summary = write_report(args.dir, output=args.output, shrink_runs=args.shrink_runs)
+    _settle(EXIT_OK)
+    if args.json:
+        _out(summary.to_json())
+        return EXIT_OK
+    if summary.functions_reached is None:
+        cov = "no coverage recorded"
+    else:
+        cov = f"{summary.functions_reached}/{summary.functions_total} seed functions reached"
+    pairs = "" if summary.lock_pairs is None else f", {_plural(summary.lock_pairs, 'lock pair')}"
+    print(
+        f"wrote {summary.output}: {_plural(summary.failures, 'distinct failure')} "
+        f"({summary.shrunk} shrunk), {cov}{pairs}"
+    )
+    return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

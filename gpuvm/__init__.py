@@ -11,8 +11,6 @@
 * :mod:`.exec` - ``drm_gpuvm_prepare_vm``/``prepare_objects``/``resv_add_fence``/``validate``.
 * :mod:`.drm_mm` - the range allocator. :mod:`.debugfs` - ``drm_debugfs_gpuva_info``.
 * :mod:`.reference` - a brute-force reference of a VA space (tests and fuzz oracles).
-* :mod:`.example_driver` - a minimal driver (kernel-doc example, panthor's locking) for
-  tests, the bench and fuzz oracles; not part of the kernel API.
 """
 
 from .debugfs import SeqFile, drm_debugfs_gpuva_info, seq_printf, seq_puts

@@ -1,6 +1,6 @@
 """drm_gpuvm on the simulated kernel: references, vm_free, vm_bo lifetime, errors, assertions.
 
-Driven through :mod:`panthor_testbed.gpuvm.example_driver` (the kernel-doc
+Driven through :mod:`tests.gpuvm.example_driver` (the kernel-doc
 driver with panthor's locking), so the real ``drm_gpuvm_sm_map`` steps,
 ``drm_gpuva_map``/``remap``/``unmap``, link/unlink and vm_bo puts run with
 their yield points, allocations and assertions.
@@ -42,15 +42,6 @@ from panthor_testbed.gpuvm import (
     drm_gpuvm_sm_unmap_ops,
     op_key,
 )
-from panthor_testbed.gpuvm.example_driver import (
-    EXAMPLE_OPS,
-    ExampleVm,
-    example_gem,
-    example_vm_create,
-    example_vm_destroy,
-    example_vm_map,
-    example_vm_unmap,
-)
 from panthor_testbed.gpuvm.structs import DrmGpuvm
 from panthor_testbed.sched import Kernel, KernelConfig, is_freed, mutex_lock, mutex_unlock
 from panthor_testbed.sched.core.harness import arun, run
@@ -72,6 +63,16 @@ from panthor_testbed.sched.drm.drm_exec import (
 )
 from panthor_testbed.sched.drm.drm_gem import DrmGemObject, drm_gem_object_put
 from panthor_testbed.sched.errno import EINVAL, EIO, ENOMEM, IS_ERR
+
+from .example_driver import (
+    EXAMPLE_OPS,
+    ExampleVm,
+    example_gem,
+    example_vm_create,
+    example_vm_destroy,
+    example_vm_map,
+    example_vm_unmap,
+)
 
 PAGE = 0x1000
 SPACE = 64 * PAGE

@@ -1,7 +1,7 @@
 """A minimal drm_gpuvm driver: the kernel-doc "Examples 2)" with panthor's locking.
 
-Not a panthor model (that is ``mmu/``): no page tables, no jobs. It exists so
-tests, the bench and fuzz oracles can drive the real split/merge steps,
+Not a panthor model (that is ``mmu/panthor_mmu.py``): no page tables, no
+jobs. It lives with the gpuvm tests so they can drive the real split/merge steps,
 ``drm_gpuva_map``/``remap``/``unmap``, ``drm_gpuva_link``/``unlink`` and the
 vm_bo lifetime the way a driver does:
 
@@ -20,27 +20,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..sched.dma_buf.dma_resv import dma_resv_lock, dma_resv_unlock
-from ..sched.drm.drm_gem import (
-    DrmGemObject,
-    drm_gem_gpuva_set_lock,
-    drm_gem_object_get,
-    drm_gem_object_put,
-)
-from ..sched.errno import EINVAL, EIO, ENOMEM, ERR_PTR, ErrPtr
-from ..sched.locking.mutex import Mutex, mutex_lock, mutex_unlock
-from ..sched.mm.gfp import GFP_KERNEL
-from ..sched.mm.memory import kfree, kzalloc
-from .drm_gpuvm import (
+from panthor_testbed.gpuvm.drm_gpuvm import (
     drm_gpuvm_get,
     drm_gpuvm_init,
     drm_gpuvm_put,
     drm_gpuvm_resv,
     drm_gpuvm_resv_object_alloc,
 )
-from .gpuva import drm_gpuva_map, drm_gpuva_remap, drm_gpuva_unmap
-from .sm import drm_gpuvm_sm_map, drm_gpuvm_sm_unmap
-from .structs import (
+from panthor_testbed.gpuvm.gpuva import drm_gpuva_map, drm_gpuva_remap, drm_gpuva_unmap
+from panthor_testbed.gpuvm.sm import drm_gpuvm_sm_map, drm_gpuvm_sm_unmap
+from panthor_testbed.gpuvm.structs import (
     DRM_GPUVM_RESV_PROTECTED,
     DrmGpuva,
     DrmGpuvaOp,
@@ -48,7 +37,7 @@ from .structs import (
     DrmGpuvmBo,
     DrmGpuvmOps,
 )
-from .vm_bo import (
+from panthor_testbed.gpuvm.vm_bo import (
     drm_gpuva_link,
     drm_gpuva_unlink,
     drm_gpuvm_bo_create,
@@ -57,6 +46,17 @@ from .vm_bo import (
     drm_gpuvm_bo_obtain_prealloc,
     drm_gpuvm_bo_put,
 )
+from panthor_testbed.sched.dma_buf.dma_resv import dma_resv_lock, dma_resv_unlock
+from panthor_testbed.sched.drm.drm_gem import (
+    DrmGemObject,
+    drm_gem_gpuva_set_lock,
+    drm_gem_object_get,
+    drm_gem_object_put,
+)
+from panthor_testbed.sched.errno import EINVAL, EIO, ENOMEM, ERR_PTR, ErrPtr
+from panthor_testbed.sched.locking.mutex import Mutex, mutex_lock, mutex_unlock
+from panthor_testbed.sched.mm.gfp import GFP_KERNEL
+from panthor_testbed.sched.mm.memory import kfree, kzalloc
 
 
 class ExampleVm(DrmGpuvm):

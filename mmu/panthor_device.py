@@ -8,13 +8,27 @@ these; the MMU code (``panthor_mmu.py``) reads ``ptdev.mmu``, ``gpu_info``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
-from ..sched.deferred.workqueue import Workqueue, WorkStruct, queue_work
-from ..sched.drm.drm_drv import DrmDevice
-from ..sched.locking.atomic import Atomic, atomic_cmpxchg, atomic_read
-from ..sched.locking.completion import Completion
-from ..sched.locking.mutex import Mutex
+from ..sched.core.kernel import preempt
+from ..sched.deferred.workqueue import (
+    Workqueue,
+    WorkStruct,
+    cancel_work_sync,
+    destroy_workqueue,
+    queue_work,
+)
+from ..sched.drm.drm_drv import (
+    DrmDevice,
+    drm_dev_enter,
+    drm_dev_exit,
+    drm_dev_is_unplugged,
+    drm_dev_unplug,
+)
+from ..sched.drm.drm_print import drm_err
+from ..sched.locking.atomic import Atomic, atomic_cmpxchg, atomic_read, atomic_set
+from ..sched.locking.completion import Completion, complete_all, wait_for_completion
+from ..sched.locking.mutex import Mutex, mutex_lock, mutex_unlock
 from .hw.mmu_hw import MaliHw
 from .regs import panthor_exception_name as _exception_name
 
@@ -132,3 +146,94 @@ async def panthor_device_reset_is_pending(ptdev: PanthorDevice) -> bool:
 def panthor_exception_name(ptdev: PanthorDevice, exception_code: int) -> str:
     """``panthor_exception_name()``."""
     return _exception_name(exception_code)
+
+
+# ---------------------------------------------------------------- panthor_device.c
+#
+# The device functions call down into sched/fw/mmu/gpu, which import this
+# module: they import their callees at call time (which also lets the
+# catalogue replace a callee by rebinding the defining module's name).
+
+
+async def panthor_device_unplug(ptdev: PanthorDevice) -> None:
+    """``panthor_device_unplug()``."""
+    from .panthor_fw import panthor_fw_unplug
+    from .panthor_gpu import panthor_gpu_unplug
+    from .panthor_mmu import panthor_mmu_unplug
+    from .panthor_sched import panthor_sched_unplug
+
+    # This function can be called from two different path: the reset work
+    # and the platform device remove callback. drm_dev_unplug() doesn't
+    # deal with concurrent callers, so we have to protect drm_dev_unplug()
+    # calls with our own lock, and bail out if the device is already
+    # unplugged.
+    await mutex_lock(ptdev.unplug.lock)
+    await preempt()  # drm_dev_is_unplugged(): a plain read of dev->unplugged
+    if drm_dev_is_unplugged(ptdev.base):
+        # Someone beat us, release the lock and wait for the unplug
+        # operation to be reported as done.
+        await mutex_unlock(ptdev.unplug.lock)
+        await wait_for_completion(ptdev.unplug.done)
+        return
+
+    # Call drm_dev_unplug() so any access to HW blocks happening after
+    # that point get rejected.
+    await drm_dev_unplug(ptdev.base)
+
+    # We do the rest of the unplug with the unplug lock released,
+    # future callers will wait on ptdev->unplug.done anyway.
+    await mutex_unlock(ptdev.unplug.lock)
+
+    # Now, try to cleanly shutdown the GPU before the device resources
+    # get reclaimed.
+    await panthor_sched_unplug(ptdev)
+    await panthor_fw_unplug(ptdev)
+    await panthor_mmu_unplug(ptdev)
+    await panthor_gpu_unplug(ptdev)
+
+    # Report the unplug operation as done to unblock concurrent
+    # panthor_device_unplug() callers.
+    await complete_all(ptdev.unplug.done)
+
+
+async def panthor_device_reset_cleanup(ddev: DrmDevice, data: Any) -> None:
+    """``panthor_device_reset_cleanup()``: the drmm action that stops the reset work."""
+    ptdev = cast(PanthorDevice, ddev)
+    assert ptdev.reset.work is not None and ptdev.reset.wq is not None
+    await cancel_work_sync(ptdev.reset.work)
+    await destroy_workqueue(ptdev.reset.wq)
+
+
+async def panthor_device_reset_work(work: WorkStruct) -> None:
+    """``panthor_device_reset_work()``."""
+    from .panthor_fw import panthor_fw_post_reset, panthor_fw_pre_reset
+    from .panthor_gpu import panthor_gpu_l2_power_on, panthor_gpu_soft_reset
+    from .panthor_mmu import panthor_mmu_post_reset, panthor_mmu_pre_reset
+    from .panthor_sched import panthor_sched_post_reset, panthor_sched_pre_reset
+
+    ptdev: PanthorDevice = work.container
+    ret = 0
+
+    # If the device is entering suspend, we don't reset. A slow reset will
+    # be forced at resume time instead.
+    if await atomic_read(ptdev.pm.state) != PANTHOR_DEVICE_PM_STATE_ACTIVE:
+        return
+
+    entered, cookie = await drm_dev_enter(ptdev.base)
+    if not entered:
+        return
+
+    await panthor_sched_pre_reset(ptdev)
+    await panthor_fw_pre_reset(ptdev, True)
+    await panthor_mmu_pre_reset(ptdev)
+    await panthor_gpu_soft_reset(ptdev)
+    await panthor_gpu_l2_power_on(ptdev)
+    await panthor_mmu_post_reset(ptdev)
+    ret = await panthor_fw_post_reset(ptdev)
+    await atomic_set(ptdev.reset.pending, 0)
+    await panthor_sched_post_reset(ptdev, ret != 0)
+    await drm_dev_exit(cookie)
+
+    if ret:
+        await panthor_device_unplug(ptdev)
+        drm_err(ptdev.base, "Failed to boot MCU after reset, making device unusable.")

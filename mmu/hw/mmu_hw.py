@@ -220,6 +220,7 @@ class MaliHw:
         self.gpu_rawstat = 0
         self.gpu_mask = 0
         self.reset_timer: Timer | None = None
+        self.soft_resets = 0  # GPU_CMD soft/hard resets completed (for tests)
         self._mmu_irq: IrqLine | None = None
         self._gpu_irq: IrqLine | None = None
         self.faults: list[GpuFault] = []  # every fault latched, for tests and reports
@@ -539,6 +540,7 @@ class MaliHw:
 
     def _reset_done(self) -> None:
         self.reset_timer = None
+        self.soft_resets += 1
         self.soft_reset()
         self._set_gpu(self.gpu_rawstat | R.GPU_IRQ_RESET_COMPLETED, self.gpu_mask)
 

@@ -27,6 +27,7 @@ from ..sched.deferred.workqueue import (
 from ..sched.drm.drm_drv import drm_managed_release
 from . import panthor_device
 from .hw.csf import Csf, CsfConfig
+from .hw.gpu_control import GpuControl, GpuControlConfig
 from .hw.mmu_hw import MaliHw, MaliHwConfig
 from .panthor_device import (
     PANTHOR_DEVICE_PM_STATE_ACTIVE,
@@ -35,6 +36,7 @@ from .panthor_device import (
     panthor_device_unplug,
 )
 from .panthor_fw import panthor_fw_init
+from .panthor_gpu import panthor_gpu_init
 from .panthor_mmu import panthor_mmu_init, panthor_mmu_pt_cache_fini, panthor_mmu_pt_cache_init
 from .panthor_sched import panthor_sched_init
 from .physmem import PhysMem
@@ -64,6 +66,7 @@ async def device_init(
     csf: CsfConfig | None = None,
     csg_slots: int | None = None,
     hw_config: MaliHwConfig | None = None,
+    gpu_control: GpuControlConfig | None = None,
 ) -> PanthorDevice:
     """A probed device: hardware installed in ``k``, every block initialised.
 
@@ -78,10 +81,8 @@ async def device_init(
     if csg_slots is not None:
         csf_cfg = CsfConfig(**{**csf_cfg.__dict__, "csg_slot_count": csg_slots})
     Csf(hw, csf_cfg).install(k)
+    GpuControl(hw, gpu_control).install(k)
     ptdev = PanthorDevice(hw, coherent=coherent)
-    ptdev.gpu_info.gpu_id = cfg.gpu_id
-    ptdev.gpu_info.mmu_features = cfg.mmu_features
-    ptdev.gpu_info.as_present = cfg.as_present
     ptdev.pm.state.v = PANTHOR_DEVICE_PM_STATE_ACTIVE
     ptdev.irqs["gpu"] = IrqDesc(IRQ_GPU, "gpu")
     mmu_desc = IrqDesc(IRQ_MMU, "mmu")
@@ -95,6 +96,9 @@ async def device_init(
     ret = await panthor_mmu_pt_cache_init()
     if ret:
         raise DeviceInitError("panthor_mmu_pt_cache_init()", ret)
+    ret = await panthor_gpu_init(ptdev)
+    if ret:
+        raise DeviceInitError("panthor_gpu_init()", ret)
     ret = await panthor_mmu_init(ptdev)
     if ret:
         raise DeviceInitError("panthor_mmu_init()", ret)
@@ -127,6 +131,7 @@ async def device_fini(ptdev: PanthorDevice) -> None:
     # devm resources: the IRQ actions still registered.
     assert ptdev.mmu is not None
     for desc, dev_id in (
+        (ptdev.irqs["gpu"], ptdev.gpu.irq),
         (ptdev.irqs["mmu"], ptdev.mmu.irq),
         (ptdev.irqs["job"], panthor_fw_sched(ptdev).irq),
     ):

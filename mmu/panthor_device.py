@@ -44,12 +44,22 @@ PANTHOR_DEVICE_PM_STATE_SUSPENDING: Final = 3
 class DrmPanthorGpuInfo:
     """``struct drm_panthor_gpu_info``: the fields the MMU code reads."""
 
-    __slots__ = ("as_present", "gpu_id", "mmu_features")
+    __slots__ = (
+        "as_present",
+        "gpu_id",
+        "l2_present",
+        "mmu_features",
+        "shader_present",
+        "tiler_present",
+    )
 
     def __init__(self, gpu_id: int = 0, mmu_features: int = 0, as_present: int = 0) -> None:
         self.gpu_id = gpu_id
         self.mmu_features = mmu_features
         self.as_present = as_present
+        self.shader_present = 0
+        self.tiler_present = 0
+        self.l2_present = 0
 
 
 class PanthorReset:

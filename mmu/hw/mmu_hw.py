@@ -536,6 +536,10 @@ class MaliHw:
                 self.config.reset_latency_ns, self._reset_done, "GPU soft reset"
             )
             return
+        for b in self.blocks:
+            run = getattr(b, "gpu_command", None)
+            if run is not None and run(cmd):
+                return
         raise ValueError(f"unmodelled GPU_CMD {cmd:#x}")
 
     def _reset_done(self) -> None:
@@ -600,6 +604,27 @@ _NAMED: Final = {
     R.GPU_INT_STAT: "GPU_INT_STAT",
     R.GPU_CMD: "GPU_CMD",
     R.GPU_STATUS: "GPU_STATUS",
+    R.GPU_FAULT_STATUS: "GPU_FAULT_STATUS",
+    R.GPU_FAULT_ADDR_LO: "GPU_FAULT_ADDR_LO",
+    R.GPU_FAULT_ADDR_HI: "GPU_FAULT_ADDR_HI",
+    R.GPU_SHADER_PRESENT_LO: "GPU_SHADER_PRESENT_LO",
+    R.GPU_TILER_PRESENT_LO: "GPU_TILER_PRESENT_LO",
+    R.GPU_L2_PRESENT_LO: "GPU_L2_PRESENT_LO",
+    R.SHADER_READY_LO: "SHADER_READY_LO",
+    R.TILER_READY_LO: "TILER_READY_LO",
+    R.L2_READY_LO: "L2_READY_LO",
+    R.SHADER_PWRON_LO: "SHADER_PWRON_LO",
+    R.TILER_PWRON_LO: "TILER_PWRON_LO",
+    R.L2_PWRON_LO: "L2_PWRON_LO",
+    R.SHADER_PWROFF_LO: "SHADER_PWROFF_LO",
+    R.TILER_PWROFF_LO: "TILER_PWROFF_LO",
+    R.L2_PWROFF_LO: "L2_PWROFF_LO",
+    R.SHADER_PWRTRANS_LO: "SHADER_PWRTRANS_LO",
+    R.TILER_PWRTRANS_LO: "TILER_PWRTRANS_LO",
+    R.L2_PWRTRANS_LO: "L2_PWRTRANS_LO",
+    R.GPU_COHERENCY_FEATURES: "GPU_COHERENCY_FEATURES",
+    R.MCU_CONTROL: "MCU_CONTROL",
+    R.MCU_STATUS: "MCU_STATUS",
     R.JOB_INT_RAWSTAT: "JOB_INT_RAWSTAT",
     R.JOB_INT_CLEAR: "JOB_INT_CLEAR",
     R.JOB_INT_MASK: "JOB_INT_MASK",

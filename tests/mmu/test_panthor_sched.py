@@ -119,10 +119,10 @@ def findings(k: Kernel) -> str:
 
 
 def gpu_accesses(k: Kernel) -> list[tuple[str, int, int]]:
-    """Every translated GPU access of the run: (kind, VA, PA), from the trace."""
+    """Every translated GPU access of the jobs (not the MCU's, on AS0): (kind, VA, PA)."""
     out = []
-    for _step, _t, _tid, kind, _obj, detail in k.trace.events:
-        if kind == "gpu-access":
+    for _step, _t, _tid, kind, obj, detail in k.trace.events:
+        if kind == "gpu-access" and obj != "AS0":
             m = re.match(r"(\w+) (0x[0-9a-f]+) -> (0x[0-9a-f]+)", detail)
             assert m is not None
             out.append((m.group(1), int(m.group(2), 16), int(m.group(3), 16)))

@@ -12,8 +12,8 @@
   ``_gpuva``, ``_size``, ``_vmap``), following the kernel step by step (the BO
   is mapped while it still has its own resv, then takes the VM's).
 * **panthor_device.h**: ``panthor_device_resume_and_get`` and the runtime-PM
-  calls the scheduler makes, which are no-ops with a yield point here (the
-  device is always runtime-active until the device model provides PM).
+  calls the scheduler makes, taking the device (forwarded to
+  :mod:`.panthor_device` and :mod:`.pm_runtime`).
 
 The hardware behind the interfaces is :mod:`.hw.csf`.
 """
@@ -248,26 +248,35 @@ async def panthor_fw_sched_init(ptdev: PanthorDevice) -> int:
 
 
 async def panthor_device_resume_and_get(ptdev: PanthorDevice) -> int:
-    """``panthor_device_resume_and_get()``: 0 (the model's device stays runtime-active)."""
-    await preempt()
-    return 0
+    """``panthor_device_resume_and_get()``."""
+    from .panthor_device import panthor_device_resume_and_get as resume_and_get
+
+    return await resume_and_get(ptdev)
 
 
 async def pm_runtime_get(ptdev: PanthorDevice) -> None:
     """``pm_runtime_get(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_get as get
+
+    await get(ptdev.base.dev)
 
 
 async def pm_runtime_put(ptdev: PanthorDevice) -> None:
     """``pm_runtime_put(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_put as put
+
+    await put(ptdev.base.dev)
 
 
 async def pm_runtime_mark_last_busy(ptdev: PanthorDevice) -> None:
     """``pm_runtime_mark_last_busy(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_mark_last_busy as mark
+
+    await mark(ptdev.base.dev)
 
 
 async def pm_runtime_put_autosuspend(ptdev: PanthorDevice) -> None:
     """``pm_runtime_put_autosuspend(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_put_autosuspend as put
+
+    await put(ptdev.base.dev)

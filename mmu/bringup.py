@@ -104,6 +104,9 @@ async def device_init(
 
     ret = await panthor_device_init(ptdev)
     if ret:
+        # The driver core after a failed probe: devres, then the drm_device's drmm
+        # actions are released; module exit tears down what module init made.
+        await _release(ptdev)
         raise DeviceInitError("panthor_device_init()", ret)
     if not runtime_pm:
         await pm_runtime_forbid(ptdev.base.dev)
@@ -120,13 +123,16 @@ async def device_fini(ptdev: PanthorDevice) -> None:
 
     Call it after every file was closed, every group and VM released.
     """
-    from .panthor_fw_iface import panthor_fw_sched
-
     await panthor_device_unplug(ptdev)
     dev = ptdev.base.dev
     if dev.power.usage_count > 0 and dev.power.disable_depth == 0:
         await pm_runtime_allow(dev)  # the forbid of device_init()
-    await pm_runtime_release(dev)
+    await _release(ptdev)
+
+
+async def _release(ptdev: PanthorDevice) -> None:
+    """devres and drmm release, then panthor_drv.c's module exit."""
+    await pm_runtime_release(ptdev.base.dev)
     cleanup_wq = panthor_device.panthor_cleanup_wq
     assert cleanup_wq is not None
     await flush_workqueue(cleanup_wq)
@@ -134,7 +140,7 @@ async def device_fini(ptdev: PanthorDevice) -> None:
     for desc, dev_id in (
         (ptdev.irqs["gpu"], ptdev.gpu.irq if ptdev.gpu is not None else None),
         (ptdev.irqs["mmu"], ptdev.mmu.irq if ptdev.mmu is not None else None),
-        (ptdev.irqs["job"], panthor_fw_sched(ptdev).irq if ptdev.fw is not None else None),
+        (ptdev.irqs["job"], ptdev.fw.irq if ptdev.fw is not None else None),
     ):
         if dev_id is not None and any(a.dev_id is dev_id for a in desc.actions):
             await free_irq(desc, dev_id)

@@ -107,6 +107,7 @@ class GpuControlConfig:
     flush_latency_ns: tuple[int, ...] = (2 * NSEC_PER_USEC, 30 * NSEC_PER_USEC)
     flush_latency_p_nonzero: float = 0.3
     boot_latency_ns: int = 20 * NSEC_PER_USEC
+    boot_failures: int = 0  # the first boots that fail (see inject_boot_failure())
     firmware: FirmwareImage = field(default_factory=FirmwareImage)
 
 
@@ -168,7 +169,7 @@ class GpuControl:
         self.mcu_boot_requested = False
         self.mcu_wq = WaitQueue("gpu/mcu: halted", klass="gpu-mcu-idle")
         self.boots = 0  # successful MCU boots (for tests)
-        self.boot_failures = 0  # injected: the next boots fail
+        self.boot_failures = cfg.boot_failures  # injected: the next boots fail
         self.stuck_flushes = 0
         self.flushes = 0
         # Ahead of the CSF block: the MCU sees the global doorbell first (GLB_HALT).

@@ -221,6 +221,7 @@ class MaliHw:
         self.gpu_mask = 0
         self.reset_timer: Timer | None = None
         self.soft_resets = 0  # GPU_CMD soft/hard resets completed (for tests)
+        self.stuck_resets = 0  # injected: the next resets never complete
         self._mmu_irq: IrqLine | None = None
         self._gpu_irq: IrqLine | None = None
         self.faults: list[GpuFault] = []  # every fault latched, for tests and reports
@@ -530,6 +531,10 @@ class MaliHw:
     def _gpu_command(self, cmd: int) -> None:
         if cmd in (R.GPU_SOFT_RESET, R.GPU_HARD_RESET):
             k = current_kernel()
+            if self.stuck_resets > 0:
+                self.stuck_resets -= 1
+                k.ev("gpu-reset-stuck", "gpu", f"{cmd:#x}")
+                return
             if self.reset_timer is not None:
                 self.reset_timer.cancel()
             self.reset_timer = k.add_timer(
@@ -541,6 +546,10 @@ class MaliHw:
             if run is not None and run(cmd):
                 return
         raise ValueError(f"unmodelled GPU_CMD {cmd:#x}")
+
+    def inject_stuck_reset(self, n: int = 1) -> None:
+        """The next ``n`` soft/hard resets never complete (no RESET_COMPLETED)."""
+        self.stuck_resets += n
 
     def _reset_done(self) -> None:
         self.reset_timer = None

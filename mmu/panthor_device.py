@@ -40,7 +40,7 @@ from .hw.mmu_hw import MaliHw
 from .regs import panthor_exception_name as _exception_name
 
 if TYPE_CHECKING:
-    from .panthor_mmu import PanthorMmu, PanthorVmPool
+    from panthor_testbed.mmu.panthor_mmu import PanthorMmu, PanthorVmPool
 
 PANTHOR_DEVICE_PM_STATE_SUSPENDED: Final = 0
 PANTHOR_DEVICE_PM_STATE_RESUMING: Final = 1
@@ -168,17 +168,17 @@ def panthor_exception_name(ptdev: PanthorDevice, exception_code: int) -> str:
 # ---------------------------------------------------------------- panthor_device.c
 #
 # The device functions call down into sched/fw/mmu/gpu, which import this
-# module: they import their callees at call time (which also lets the
-# catalogue replace a callee by rebinding the defining module's name).
+# module: they import their callees at call time (absolute imports, so a
+# catalogue entry's pre-fix copy of a function reads the same).
 
 
 async def panthor_device_unplug(ptdev: PanthorDevice) -> None:
     """``panthor_device_unplug()``."""
-    from .panthor_fw import panthor_fw_unplug
-    from .panthor_gpu import panthor_gpu_unplug
-    from .panthor_mmu import panthor_mmu_unplug
-    from .panthor_sched import panthor_sched_unplug
-    from .pm_runtime import (
+    from panthor_testbed.mmu.panthor_fw import panthor_fw_unplug
+    from panthor_testbed.mmu.panthor_gpu import panthor_gpu_unplug
+    from panthor_testbed.mmu.panthor_mmu import panthor_mmu_unplug
+    from panthor_testbed.mmu.panthor_sched import panthor_sched_unplug
+    from panthor_testbed.mmu.pm_runtime import (
         pm_runtime_dont_use_autosuspend,
         pm_runtime_get_sync,
         pm_runtime_put_sync_suspend,
@@ -233,10 +233,10 @@ async def panthor_device_reset_cleanup(ddev: DrmDevice, data: Any) -> None:
 
 async def panthor_device_reset_work(work: WorkStruct) -> None:
     """``panthor_device_reset_work()``."""
-    from .panthor_fw import panthor_fw_post_reset, panthor_fw_pre_reset
-    from .panthor_gpu import panthor_gpu_l2_power_on, panthor_gpu_soft_reset
-    from .panthor_mmu import panthor_mmu_post_reset, panthor_mmu_pre_reset
-    from .panthor_sched import panthor_sched_post_reset, panthor_sched_pre_reset
+    from panthor_testbed.mmu.panthor_fw import panthor_fw_post_reset, panthor_fw_pre_reset
+    from panthor_testbed.mmu.panthor_gpu import panthor_gpu_l2_power_on, panthor_gpu_soft_reset
+    from panthor_testbed.mmu.panthor_mmu import panthor_mmu_post_reset, panthor_mmu_pre_reset
+    from panthor_testbed.mmu.panthor_sched import panthor_sched_post_reset, panthor_sched_pre_reset
 
     ptdev: PanthorDevice = work.container
     ret = 0
@@ -266,6 +266,11 @@ async def panthor_device_reset_work(work: WorkStruct) -> None:
         drm_err(ptdev.base, "Failed to boot MCU after reset, making device unusable.")
 
 
+async def _reset_work_fn(work: WorkStruct) -> None:
+    # Looked up at call time, so a catalogue injection of the work applies.
+    await panthor_device_reset_work(work)
+
+
 def panthor_device_is_initialized(ptdev: PanthorDevice) -> bool:
     """``panthor_device_is_initialized()``."""
     return ptdev.scheduler is not None
@@ -273,7 +278,7 @@ def panthor_device_is_initialized(ptdev: PanthorDevice) -> bool:
 
 async def panthor_gpu_coherency_init(ptdev: PanthorDevice) -> int:
     """``panthor_gpu_coherency_init()``."""
-    from . import regs as R
+    from panthor_testbed.mmu import regs as R
 
     # ptdev->coherent = device_get_dma_attr() == DEV_DMA_COHERENT: given by the platform.
     if not ptdev.coherent:
@@ -293,11 +298,11 @@ async def panthor_gpu_coherency_init(ptdev: PanthorDevice) -> int:
 async def panthor_device_init(ptdev: PanthorDevice) -> int:
     """``panthor_device_init()``: probe the device (clocks, devfreq, the dummy flush page
     and drm_dev_register() are not modelled)."""
-    from .panthor_fw import panthor_fw_init, panthor_fw_unplug
-    from .panthor_gpu import panthor_gpu_init, panthor_gpu_unplug
-    from .panthor_mmu import panthor_mmu_init, panthor_mmu_unplug
-    from .panthor_sched import panthor_sched_init
-    from .pm_runtime import (
+    from panthor_testbed.mmu.panthor_fw import panthor_fw_init, panthor_fw_unplug
+    from panthor_testbed.mmu.panthor_gpu import panthor_gpu_init, panthor_gpu_unplug
+    from panthor_testbed.mmu.panthor_mmu import panthor_mmu_init, panthor_mmu_unplug
+    from panthor_testbed.mmu.panthor_sched import panthor_sched_init
+    from panthor_testbed.mmu.pm_runtime import (
         devm_pm_runtime_enable,
         pm_runtime_put_autosuspend,
         pm_runtime_put_sync_suspend,
@@ -316,7 +321,7 @@ async def panthor_device_init(ptdev: PanthorDevice) -> int:
 
     await atomic_set(ptdev.pm.state, PANTHOR_DEVICE_PM_STATE_SUSPENDED)
 
-    ptdev.reset.work = INIT_WORK(panthor_device_reset_work, "&ptdev->reset.work", ptdev)
+    ptdev.reset.work = INIT_WORK(_reset_work_fn, "&ptdev->reset.work", ptdev)
     ptdev.reset.wq = await alloc_ordered_workqueue("panthor-reset-wq", 0)
     if not ptdev.reset.wq:
         return -ENOMEM
@@ -375,9 +380,9 @@ async def panthor_device_init(ptdev: PanthorDevice) -> int:
 
 async def panthor_device_resume_hw_components(ptdev: PanthorDevice) -> int:
     """``panthor_device_resume_hw_components()``."""
-    from .panthor_fw import panthor_fw_resume
-    from .panthor_gpu import panthor_gpu_resume, panthor_gpu_suspend
-    from .panthor_mmu import panthor_mmu_resume, panthor_mmu_suspend
+    from panthor_testbed.mmu.panthor_fw import panthor_fw_resume
+    from panthor_testbed.mmu.panthor_gpu import panthor_gpu_resume, panthor_gpu_suspend
+    from panthor_testbed.mmu.panthor_mmu import panthor_mmu_resume, panthor_mmu_suspend
 
     await panthor_gpu_resume(ptdev)
     await panthor_mmu_resume(ptdev)
@@ -393,7 +398,7 @@ async def panthor_device_resume_hw_components(ptdev: PanthorDevice) -> int:
 
 async def panthor_device_resume(dev: Device) -> int:
     """``panthor_device_resume()``: the runtime-PM resume callback."""
-    from .panthor_sched import panthor_sched_resume
+    from panthor_testbed.mmu.panthor_sched import panthor_sched_resume
 
     ptdev = cast(PanthorDevice, dev.drvdata)  # dev_get_drvdata(dev)
 
@@ -442,10 +447,10 @@ async def panthor_device_resume(dev: Device) -> int:
 
 async def panthor_device_suspend(dev: Device) -> int:
     """``panthor_device_suspend()``: the runtime-PM suspend callback."""
-    from .panthor_fw import panthor_fw_suspend
-    from .panthor_gpu import panthor_gpu_suspend
-    from .panthor_mmu import panthor_mmu_suspend
-    from .panthor_sched import panthor_sched_suspend
+    from panthor_testbed.mmu.panthor_fw import panthor_fw_suspend
+    from panthor_testbed.mmu.panthor_gpu import panthor_gpu_suspend
+    from panthor_testbed.mmu.panthor_mmu import panthor_mmu_suspend
+    from panthor_testbed.mmu.panthor_sched import panthor_sched_suspend
 
     ptdev = cast(PanthorDevice, dev.drvdata)
 
@@ -481,7 +486,7 @@ async def panthor_device_suspend(dev: Device) -> int:
 
 async def panthor_device_resume_and_get(ptdev: PanthorDevice) -> int:
     """``panthor_device_resume_and_get()`` (panthor_device.h)."""
-    from .pm_runtime import pm_runtime_resume_and_get, pm_runtime_set_suspended
+    from panthor_testbed.mmu.pm_runtime import pm_runtime_resume_and_get, pm_runtime_set_suspended
 
     ret = await pm_runtime_resume_and_get(ptdev.base.dev)
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 from panthor_testbed.mmu.panthor_device import (
     PANTHOR_DEVICE_PM_STATE_ACTIVE,
     PanthorDevice,
-    atomic_read,
-    atomic_set,
-    drm_dev_enter,
-    drm_dev_exit,
-    drm_err,
     panthor_device_unplug,
 )
 from panthor_testbed.sched.deferred.workqueue import WorkStruct
+from panthor_testbed.sched.drm.drm_drv import drm_dev_enter, drm_dev_exit
+from panthor_testbed.sched.drm.drm_print import drm_err
+from panthor_testbed.sched.locking.atomic import atomic_read, atomic_set
 
 from .entry import Bug
 

@@ -12,8 +12,8 @@
   ``_gpuva``, ``_size``, ``_vmap``), following the kernel step by step (the BO
   is mapped while it still has its own resv, then takes the VM's).
 * **panthor_device.h**: ``panthor_device_resume_and_get`` and the runtime-PM
-  calls the scheduler makes, which are no-ops with a yield point here (the
-  device is always runtime-active until the device model provides PM).
+  calls the scheduler makes, taking the device (forwarded to
+  :mod:`.panthor_device` and :mod:`.pm_runtime`).
 
 The hardware behind the interfaces is :mod:`.hw.csf`.
 """
@@ -22,18 +22,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from ..gpuvm import DrmMmNode
 from ..sched.core.clock import NSEC_PER_JIFFY, msecs_to_jiffies
 from ..sched.core.kernel import current_kernel, preempt
 from ..sched.core.waitqueue import WaitQueue
 from ..sched.deferred.irq import IrqRegs, PanthorIrq
-from ..sched.drm.drm_gem import drm_gem_object_get, drm_gem_object_put
-from ..sched.errno import EINVAL, ENOMEM, ERR_PTR, ETIMEDOUT, IS_ERR, PTR_ERR, ErrPtr
+from ..sched.errno import EINVAL, ENOMEM, ERR_PTR, ETIMEDOUT
 from ..sched.mm.gfp import GFP_KERNEL
 from ..sched.mm.memory import kfree, kzalloc
-from ..sched.warn import drm_WARN_ON
 from . import regs as R
-from .gem_shmem import PanthorGemObject, panthor_gem_create, to_panthor_bo
 from .hw.csf import (
     Csf,
     CsgIface,
@@ -44,10 +40,18 @@ from .hw.csf import (
     csf_of,
 )
 from .panthor_device import PanthorDevice, gpu_read, gpu_write
-from .sizes import PAGE_SHIFT, PAGE_SIZE
+
+# Re-exported: the kernel BOs moved to panthor_gem.py.
+from .panthor_gem import KernelBoMap as KernelBoMap
+from .panthor_gem import PanthorKernelBo as PanthorKernelBo
+from .panthor_gem import panthor_kernel_bo_create as panthor_kernel_bo_create
+from .panthor_gem import panthor_kernel_bo_destroy as panthor_kernel_bo_destroy
+from .panthor_gem import panthor_kernel_bo_gpuva as panthor_kernel_bo_gpuva
+from .panthor_gem import panthor_kernel_bo_size as panthor_kernel_bo_size
+from .panthor_gem import panthor_kernel_bo_vmap as panthor_kernel_bo_vmap
 
 if TYPE_CHECKING:
-    from .panthor_mmu import PanthorVm
+    pass
 
 _FW_KEY: Final = "panthor.fw_iface"
 
@@ -240,189 +244,39 @@ async def panthor_fw_sched_init(ptdev: PanthorDevice) -> int:
     return await fw.irq.request(desc, 0xFFFFFFFF)
 
 
-async def panthor_fw_pre_reset(ptdev: PanthorDevice, on_hang: bool) -> None:
-    """The job-IRQ part of ``panthor_fw_pre_reset()``: ``panthor_job_irq_suspend()``."""
-    await panthor_fw_sched(ptdev).irq.suspend()
-
-
-async def panthor_fw_post_reset(ptdev: PanthorDevice) -> int:
-    """The job-IRQ part of ``panthor_fw_post_reset()`` (slow reset: the FW reboots)."""
-    await panthor_fw_sched(ptdev).irq.resume(0xFFFFFFFF)
-    return 0
-
-
-# ---------------------------------------------------------------- kernel BOs (panthor_gem.c)
-
-
-class KernelBoMap:
-    """The CPU mapping of a kernel BO (``kbo->kmap``): 64-bit words through the BO's pages."""
-
-    def __init__(self, kbo: PanthorKernelBo, csf: Csf) -> None:
-        self.kbo = kbo
-        self.csf = csf
-
-    def pa(self, offset: int) -> int:
-        bo = to_panthor_bo(self.kbo.obj)
-        assert bo.pages is not None, "kernel BO without pages"
-        return (bo.pages[offset >> PAGE_SHIFT] << PAGE_SHIFT) | (offset & (PAGE_SIZE - 1))
-
-    def read(self, offset: int) -> object:
-        return self.csf.mem_read(self.pa(offset))
-
-    def read_u64(self, offset: int) -> int:
-        v = self.read(offset)
-        return v if isinstance(v, int) else 0
-
-    def write(self, offset: int, value: object) -> None:
-        self.csf.mem_write(self.pa(offset), value)
-
-
-class PanthorKernelBo:
-    """``struct panthor_kernel_bo``."""
-
-    def __init__(self) -> None:
-        self.obj: Any = None
-        self.vm: PanthorVm | None = None
-        self.va_node = DrmMmNode()
-        self.kmap: KernelBoMap | None = None
-
-
-def panthor_kernel_bo_gpuva(bo: PanthorKernelBo) -> int:
-    """``panthor_kernel_bo_gpuva()``."""
-    return bo.va_node.start
-
-
-def panthor_kernel_bo_size(bo: PanthorKernelBo) -> int:
-    """``panthor_kernel_bo_size()``."""
-    return int(bo.obj.size)
-
-
-async def panthor_kernel_bo_vmap(bo: PanthorKernelBo) -> int:
-    """``panthor_kernel_bo_vmap()``: the pages are pinned by the mapping already."""
-    await preempt()
-    if bo.kmap is None:
-        assert bo.vm is not None
-        bo.kmap = KernelBoMap(bo, csf_of(bo.vm.ptdev.iomem))
-    return 0
-
-
-async def panthor_kernel_bo_destroy(bo: PanthorKernelBo | ErrPtr | None) -> None:
-    """``panthor_kernel_bo_destroy()``: NULL and ERR_PTR() are skipped."""
-    from .panthor_mmu import (
-        panthor_vm_free_va,
-        panthor_vm_put,
-        panthor_vm_root_gem,
-        panthor_vm_unmap_range,
-    )
-
-    if bo is None or isinstance(bo, ErrPtr):
-        return
-
-    vm = bo.vm
-    assert vm is not None
-    bo.kmap = None  # panthor_kernel_bo_vunmap()
-
-    if not drm_WARN_ON(
-        vm.ptdev.base,
-        to_panthor_bo(bo.obj).exclusive_vm_root_gem is not panthor_vm_root_gem(vm),
-    ):
-        ret = await panthor_vm_unmap_range(vm, bo.va_node.start, bo.va_node.size)
-        if not ret:
-            await panthor_vm_free_va(vm, bo.va_node)
-            await drm_gem_object_put(bo.obj)
-
-    # out_free_bo:
-    await panthor_vm_put(vm)
-    kfree(bo)
-
-
-async def panthor_kernel_bo_create(
-    ptdev: PanthorDevice,
-    vm: PanthorVm | None,
-    size: int,
-    bo_flags: int,
-    vm_map_flags: int,
-    gpu_va: int,
-    name: str,
-) -> PanthorKernelBo | ErrPtr:
-    """``panthor_kernel_bo_create()`` - Create and map a GEM object to a VM."""
-    from .panthor_mmu import (
-        ALIGN,
-        panthor_vm_alloc_va,
-        panthor_vm_free_va,
-        panthor_vm_get,
-        panthor_vm_map_bo_range,
-        panthor_vm_page_size,
-        panthor_vm_root_gem,
-    )
-
-    if drm_WARN_ON(ptdev.base, not vm):
-        return ERR_PTR(-EINVAL)
-    assert vm is not None
-
-    kbo = await kzalloc(PanthorKernelBo, GFP_KERNEL)
-    if not kbo:
-        return ERR_PTR(-ENOMEM)
-
-    obj = await panthor_gem_create(size, name, flags=bo_flags, coherent=ptdev.coherent)
-    if IS_ERR(obj):
-        kfree(kbo)  # err_free_bo:
-        return ERR_PTR(PTR_ERR(obj))
-    assert isinstance(obj, PanthorGemObject)
-    bo = obj
-    kbo.obj = bo
-
-    # The system and GPU MMU page size might differ, which becomes a
-    # problem for FW sections that need to be mapped at explicit address
-    # since our PAGE_SIZE alignment might cover a VA range that's
-    # expected to be used for another section.
-    # Make sure we never map more than we need.
-    size = ALIGN(size, panthor_vm_page_size(vm))
-    ret = await panthor_vm_alloc_va(vm, gpu_va, size, kbo.va_node)
-    if ret:
-        await drm_gem_object_put(bo)  # err_put_obj:
-        kfree(kbo)
-        return ERR_PTR(ret)
-
-    ret = await panthor_vm_map_bo_range(vm, bo, 0, size, kbo.va_node.start, vm_map_flags)
-    if ret:
-        await panthor_vm_free_va(vm, kbo.va_node)  # err_free_va:
-        await drm_gem_object_put(bo)
-        kfree(kbo)
-        return ERR_PTR(ret)
-
-    kbo.vm = await panthor_vm_get(vm)
-    bo.exclusive_vm_root_gem = panthor_vm_root_gem(vm)
-    await drm_gem_object_get(bo.exclusive_vm_root_gem)  # type: ignore[arg-type]
-    assert bo.exclusive_vm_root_gem is not None
-    bo.resv = bo.exclusive_vm_root_gem.resv
-    return kbo
-
-
 # ---------------------------------------------------------------- runtime PM (panthor_device.h)
 
 
 async def panthor_device_resume_and_get(ptdev: PanthorDevice) -> int:
-    """``panthor_device_resume_and_get()``: 0 (the model's device stays runtime-active)."""
-    await preempt()
-    return 0
+    """``panthor_device_resume_and_get()``."""
+    from .panthor_device import panthor_device_resume_and_get as resume_and_get
+
+    return await resume_and_get(ptdev)
 
 
 async def pm_runtime_get(ptdev: PanthorDevice) -> None:
     """``pm_runtime_get(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_get as get
+
+    await get(ptdev.base.dev)
 
 
 async def pm_runtime_put(ptdev: PanthorDevice) -> None:
     """``pm_runtime_put(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_put as put
+
+    await put(ptdev.base.dev)
 
 
 async def pm_runtime_mark_last_busy(ptdev: PanthorDevice) -> None:
     """``pm_runtime_mark_last_busy(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_mark_last_busy as mark
+
+    await mark(ptdev.base.dev)
 
 
 async def pm_runtime_put_autosuspend(ptdev: PanthorDevice) -> None:
     """``pm_runtime_put_autosuspend(ptdev->base.dev)``."""
-    await preempt()
+    from .pm_runtime import pm_runtime_put_autosuspend as put
+
+    await put(ptdev.base.dev)

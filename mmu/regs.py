@@ -64,6 +64,47 @@ GPU_HARD_RESET: Final = GPU_CMD_DEF(1, 2)
 GPU_STATUS: Final = 0x34
 GPU_STATUS_ACTIVE: Final = 1 << 0
 
+
+def GPU_FLUSH_CACHES(l2: int, lsc: int, oth: int) -> int:
+    """``GPU_FLUSH_CACHES(l2, lsc, oth)``."""
+    return GPU_CMD_DEF(4, l2 | (lsc << 4) | (oth << 8))
+
+
+CACHE_CLEAN: Final = 1 << 0
+CACHE_INV: Final = 1 << 1
+
+GPU_FAULT_STATUS: Final = 0x3C
+GPU_FAULT_ADDR_LO: Final = 0x40
+GPU_FAULT_ADDR_HI: Final = 0x44
+
+GPU_SHADER_PRESENT_LO: Final = 0x100
+GPU_TILER_PRESENT_LO: Final = 0x110
+GPU_L2_PRESENT_LO: Final = 0x120
+SHADER_READY_LO: Final = 0x140
+TILER_READY_LO: Final = 0x150
+L2_READY_LO: Final = 0x160
+SHADER_PWRON_LO: Final = 0x180
+TILER_PWRON_LO: Final = 0x190
+L2_PWRON_LO: Final = 0x1A0
+SHADER_PWROFF_LO: Final = 0x1C0
+TILER_PWROFF_LO: Final = 0x1D0
+L2_PWROFF_LO: Final = 0x1E0
+SHADER_PWRTRANS_LO: Final = 0x200
+TILER_PWRTRANS_LO: Final = 0x210
+L2_PWRTRANS_LO: Final = 0x220
+
+GPU_COHERENCY_FEATURES: Final = 0x300
+
+MCU_CONTROL: Final = 0x700
+MCU_CONTROL_ENABLE: Final = 1
+MCU_CONTROL_AUTO: Final = 2
+MCU_CONTROL_DISABLE: Final = 0
+MCU_STATUS: Final = 0x704
+MCU_STATUS_DISABLED: Final = 0
+MCU_STATUS_ENABLED: Final = 1
+MCU_STATUS_HALT: Final = 2
+MCU_STATUS_FATAL: Final = 3
+
 # ---------------------------------------------------------------- JOB interrupts, CSF doorbells
 
 JOB_INT_RAWSTAT: Final = 0x1000

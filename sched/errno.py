@@ -16,6 +16,7 @@ EIO: Final = 5
 E2BIG: Final = 7
 EAGAIN: Final = 11
 ENOMEM: Final = 12
+EACCES: Final = 13
 EFAULT: Final = 14
 EBUSY: Final = 16
 EEXIST: Final = 17
@@ -28,8 +29,10 @@ ETIME: Final = 62
 EOPNOTSUPP: Final = 95
 ETIMEDOUT: Final = 110
 EALREADY: Final = 114
+EINPROGRESS: Final = 115
 ECANCELED: Final = 125
 ERESTARTSYS: Final = 512
+ENOTSUPP: Final = 524
 
 MAX_ERRNO: Final = 4095
 

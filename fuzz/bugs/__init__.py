@@ -30,6 +30,7 @@ ENTRIES: dict[str, str] = {
     "prepare-map-enomem-returns-0": "prepare_map_enomem_returns_0",
     "unmap-vma-prealloc-one-short": "unmap_vma_prealloc_one_short",
     "irq-mask-not-restored-on-reenable": "irq_mask_not_restored_on_reenable",
+    "reset-failure-skips-sched-post-reset": "reset_failure_skips_sched_post_reset",
 }
 
 

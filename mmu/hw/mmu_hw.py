@@ -220,6 +220,8 @@ class MaliHw:
         self.gpu_rawstat = 0
         self.gpu_mask = 0
         self.reset_timer: Timer | None = None
+        self.soft_resets = 0  # GPU_CMD soft/hard resets completed (for tests)
+        self.stuck_resets = 0  # injected: the next resets never complete
         self._mmu_irq: IrqLine | None = None
         self._gpu_irq: IrqLine | None = None
         self.faults: list[GpuFault] = []  # every fault latched, for tests and reports
@@ -529,16 +531,29 @@ class MaliHw:
     def _gpu_command(self, cmd: int) -> None:
         if cmd in (R.GPU_SOFT_RESET, R.GPU_HARD_RESET):
             k = current_kernel()
+            if self.stuck_resets > 0:
+                self.stuck_resets -= 1
+                k.ev("gpu-reset-stuck", "gpu", f"{cmd:#x}")
+                return
             if self.reset_timer is not None:
                 self.reset_timer.cancel()
             self.reset_timer = k.add_timer(
                 self.config.reset_latency_ns, self._reset_done, "GPU soft reset"
             )
             return
+        for b in self.blocks:
+            run = getattr(b, "gpu_command", None)
+            if run is not None and run(cmd):
+                return
         raise ValueError(f"unmodelled GPU_CMD {cmd:#x}")
+
+    def inject_stuck_reset(self, n: int = 1) -> None:
+        """The next ``n`` soft/hard resets never complete (no RESET_COMPLETED)."""
+        self.stuck_resets += n
 
     def _reset_done(self) -> None:
         self.reset_timer = None
+        self.soft_resets += 1
         self.soft_reset()
         self._set_gpu(self.gpu_rawstat | R.GPU_IRQ_RESET_COMPLETED, self.gpu_mask)
 
@@ -598,6 +613,27 @@ _NAMED: Final = {
     R.GPU_INT_STAT: "GPU_INT_STAT",
     R.GPU_CMD: "GPU_CMD",
     R.GPU_STATUS: "GPU_STATUS",
+    R.GPU_FAULT_STATUS: "GPU_FAULT_STATUS",
+    R.GPU_FAULT_ADDR_LO: "GPU_FAULT_ADDR_LO",
+    R.GPU_FAULT_ADDR_HI: "GPU_FAULT_ADDR_HI",
+    R.GPU_SHADER_PRESENT_LO: "GPU_SHADER_PRESENT_LO",
+    R.GPU_TILER_PRESENT_LO: "GPU_TILER_PRESENT_LO",
+    R.GPU_L2_PRESENT_LO: "GPU_L2_PRESENT_LO",
+    R.SHADER_READY_LO: "SHADER_READY_LO",
+    R.TILER_READY_LO: "TILER_READY_LO",
+    R.L2_READY_LO: "L2_READY_LO",
+    R.SHADER_PWRON_LO: "SHADER_PWRON_LO",
+    R.TILER_PWRON_LO: "TILER_PWRON_LO",
+    R.L2_PWRON_LO: "L2_PWRON_LO",
+    R.SHADER_PWROFF_LO: "SHADER_PWROFF_LO",
+    R.TILER_PWROFF_LO: "TILER_PWROFF_LO",
+    R.L2_PWROFF_LO: "L2_PWROFF_LO",
+    R.SHADER_PWRTRANS_LO: "SHADER_PWRTRANS_LO",
+    R.TILER_PWRTRANS_LO: "TILER_PWRTRANS_LO",
+    R.L2_PWRTRANS_LO: "L2_PWRTRANS_LO",
+    R.GPU_COHERENCY_FEATURES: "GPU_COHERENCY_FEATURES",
+    R.MCU_CONTROL: "MCU_CONTROL",
+    R.MCU_STATUS: "MCU_STATUS",
     R.JOB_INT_RAWSTAT: "JOB_INT_RAWSTAT",
     R.JOB_INT_CLEAR: "JOB_INT_CLEAR",
     R.JOB_INT_MASK: "JOB_INT_MASK",

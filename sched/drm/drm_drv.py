@@ -38,11 +38,13 @@ _SRCU_KEY: Final = "drm_unplug_srcu"
 class Device:
     """``struct device``: the runtime-PM status the driver reads."""
 
-    __slots__ = ("name", "runtime_status")
+    __slots__ = ("drvdata", "name", "power", "runtime_status")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.runtime_status = RPM_ACTIVE
+        self.power: Any = None  # ``dev->power``: set by the runtime-PM model when used
+        self.drvdata: Any = None  # dev_set_drvdata()
 
     def __repr__(self) -> str:
         return f"<device {self.name} rpm={self.runtime_status}>"

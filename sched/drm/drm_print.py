@@ -26,3 +26,7 @@ def drm_info(drm: object, fmt: str, *args: object) -> None:
 
 def drm_dbg(drm: object, fmt: str, *args: object) -> None:
     _log("drm_dbg", fmt, args)
+
+
+def drm_warn(drm: object, fmt: str, *args: object) -> None:
+    _log("drm_warn", fmt, args)

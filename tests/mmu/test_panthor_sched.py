@@ -71,7 +71,7 @@ from panthor_testbed.sched.drm.drm_sched_types import to_drm_sched_fence
 from panthor_testbed.sched.errno import ECANCELED, EINVAL, ETIME, ETIMEDOUT
 from panthor_testbed.sched.lib.list import list_is_on
 
-from .sched_fixture import RESETS_KEY, bring_up, tear_down
+from .sched_fixture import bring_up, resets, tear_down
 
 BO_VA = 0x100000
 BO_SIZE = 16 * 4096
@@ -119,10 +119,10 @@ def findings(k: Kernel) -> str:
 
 
 def gpu_accesses(k: Kernel) -> list[tuple[str, int, int]]:
-    """Every translated GPU access of the run: (kind, VA, PA), from the trace."""
+    """Every translated GPU access of the jobs (not the MCU's, on AS0): (kind, VA, PA)."""
     out = []
-    for _step, _t, _tid, kind, _obj, detail in k.trace.events:
-        if kind == "gpu-access":
+    for _step, _t, _tid, kind, obj, detail in k.trace.events:
+        if kind == "gpu-access" and obj != "AS0":
             m = re.match(r"(\w+) (0x[0-9a-f]+) -> (0x[0-9a-f]+)", detail)
             assert m is not None
             out.append((m.group(1), int(m.group(2), 16), int(m.group(3), 16)))
@@ -348,7 +348,7 @@ def test_more_vms_than_as_slots_evicts_the_least_recently_used_idle_vm() -> None
 
 async def wait_reset_done(k: Kernel, ptdev: PanthorDevice) -> None:
     for _ in range(1000):
-        if k.objects.get(RESETS_KEY) and not ptdev.reset.pending.v:
+        if resets(k) and not ptdev.reset.pending.v:
             return
         await msleep(1)
     raise AssertionError("no reset happened")
@@ -369,7 +369,7 @@ def test_a_hard_hung_job_times_out_its_group_and_the_gpu_is_reset() -> None:
         out["err"] = await gpu_job_wait(f)
         out["t"] = k.now
         await wait_reset_done(k, a.ptdev)
-        out["resets"] = k.objects[RESETS_KEY]
+        out["resets"] = resets(k)
         st = drm_panthor_group_get_state(group_handle=ga)
         assert await panthor_group_get_state(a.pfile, st) == 0
         out["state"] = st.state
@@ -398,7 +398,7 @@ def test_a_soft_hung_job_times_out_without_a_gpu_reset() -> None:
         assert isinstance(f, DmaFence)
         out["err"] = await gpu_job_wait(f)
         await msleep(200)
-        out["resets"] = k.objects.get(RESETS_KEY, 0)
+        out["resets"] = resets(k)
         await unrig([r])
 
     run_checked(scenario)

@@ -163,3 +163,33 @@ def run_files(
         await tear_down(ptdev)
 
     return run(scenario, config=config, strategy=strategy)
+
+
+def vm_of(c: Ctx, vm_id: int) -> Any:
+    """The VM behind a handle (no reference, no yield point: test inspection only)."""
+    pfile = c.file.driver_priv
+    assert pfile is not None and pfile.vms is not None
+    return pfile.vms.xa.entries.get(vm_id)
+
+
+def page_of(c: Ctx, handle: int, offset: int) -> int:
+    """The physical address of the BO page at ``offset`` (the BO must be pinned)."""
+    bo = c.file.object_idr[handle]
+    pages = getattr(bo, "pages", None)
+    assert pages is not None, "BO without pages"
+    return int(pages[offset >> 12]) << 12
+
+
+async def gpu_read(c: Ctx, vm_id: int, va: int) -> Any:
+    """One GPU read of ``va`` in the VM (made active for it): the PA read, or the GpuFault."""
+    from panthor_testbed.mmu.hw.gpu_access import GPU_READ, GpuFault
+    from panthor_testbed.mmu.panthor_mmu import panthor_vm_active, panthor_vm_idle
+
+    vm = vm_of(c, vm_id)
+    assert vm is not None
+    assert await panthor_vm_active(vm) == 0
+    res = await c.ptdev.iomem.access(vm.as_.id, va, GPU_READ)
+    await panthor_vm_idle(vm)
+    if isinstance(res, GpuFault):
+        await msleep(1)  # let the MMU IRQ thread handle the fault before the next access
+    return res

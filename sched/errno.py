@@ -21,6 +21,7 @@ EFAULT: Final = 14
 EBUSY: Final = 16
 EEXIST: Final = 17
 ENODEV: Final = 19
+ENOTTY: Final = 25
 EINVAL: Final = 22
 ENOSPC: Final = 28
 ERANGE: Final = 34

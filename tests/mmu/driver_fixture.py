@@ -18,6 +18,7 @@ from typing import Any
 
 from panthor_testbed.mmu import panthor_device
 from panthor_testbed.mmu.gem_shmem import PanthorGemObject, panthor_gem_create
+from panthor_testbed.mmu.hw.csf import Csf, CsfConfig
 from panthor_testbed.mmu.hw.mmu_hw import MaliHw, MaliHwConfig
 from panthor_testbed.mmu.panthor_device import (
     PANTHOR_DEVICE_PM_STATE_ACTIVE,
@@ -101,6 +102,8 @@ async def bring_up(
     phys = PhysMem(size=dram).install()
     cfg = hw_config or MaliHwConfig(as_present=as_present)
     hw = MaliHw(phys, cfg).install()
+    # The CSF's memory view backs kernel-BO CPU mappings (the heap pool's contexts).
+    Csf(hw, CsfConfig()).install()
     ptdev = PanthorDevice(hw, coherent=coherent)
     ptdev.gpu_info.mmu_features = hw.config.mmu_features
     ptdev.gpu_info.as_present = cfg.as_present

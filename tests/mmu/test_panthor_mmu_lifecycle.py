@@ -19,7 +19,11 @@ from panthor_testbed.mmu.panthor_drm import (
     drm_panthor_vm_bind_op,
     drm_panthor_vm_create,
 )
-from panthor_testbed.mmu.panthor_heap import PanthorHeapPool, panthor_heap_pool_put
+from panthor_testbed.mmu.panthor_heap import (
+    PanthorHeapPool,
+    panthor_heap_pool_destroy,
+    panthor_heap_pool_put,
+)
 from panthor_testbed.mmu.panthor_mmu import (
     DrmMinor,
     PanthorVm,
@@ -77,6 +81,9 @@ from panthor_testbed.sched.deferred.workqueue import WQ_UNBOUND
 from panthor_testbed.sched.drm.drm_drv import RPM_SUSPENDED, drm_dev_unplug
 from panthor_testbed.sched.drm.drm_file import DrmFile
 from panthor_testbed.sched.errno import EBUSY, EINVAL, ENODEV, ENOENT
+from panthor_testbed.sched.locking.refcount import kref_init
+from panthor_testbed.sched.mm.gfp import GFP_KERNEL
+from panthor_testbed.sched.mm.memory import kzalloc
 
 from .driver_fixture import (
     USER_VA,
@@ -391,9 +398,13 @@ def test_vm_free_warns_about_a_heap_pool_still_attached_and_destroys_it() -> Non
 
     async def body(k: Kernel, ptdev: PanthorDevice) -> None:
         vm = await user_vm(ptdev)
-        pool = await panthor_vm_get_heap_pool(vm, True)
-        assert isinstance(pool, PanthorHeapPool)
-        await panthor_heap_pool_put(pool)
+        # A pool without its contexts BO (which would hold the VM alive): the
+        # state panthor_vm_free()'s WARN guards against.
+        pool = await kzalloc(PanthorHeapPool, GFP_KERNEL)
+        assert pool is not None
+        await kref_init(pool.refcount)
+        pool.vm, pool.ptdev = vm, ptdev
+        vm.heaps.pool = pool
         await panthor_vm_put(vm)  # no panthor_vm_destroy(): the pool is still there
         out["pool_freed"] = is_freed(pool)
 
@@ -452,9 +463,10 @@ def test_get_heap_pool_creates_on_demand_and_refuses_on_a_destroyed_vm() -> None
         out["destroyed"] = PTR_ERR(refused) if IS_ERR(refused) else refused
         vm2.destroyed = False
         await panthor_vm_put(vm2)
-        # panthor_vm_destroy() through a pool drops the VM's pool reference
+        # What panthor_vm_destroy() does to the pool: destroy it (its contexts
+        # BO holds a VM reference) and drop the VM's pool reference.
         vm.heaps.pool = None
-        await panthor_heap_pool_put(pool)
+        await panthor_heap_pool_destroy(pool)
         await panthor_vm_put(vm)
 
     assert_clean(run_dev(body))

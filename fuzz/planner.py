@@ -35,6 +35,8 @@ from .runner import derive_seed
 if TYPE_CHECKING:
     from panthor_testbed.sched import Kernel, SimThread
 
+    from .replayfile import ReplayFile
+
 BATCH_RUNS: Final = 32  # runs per batch: fixed, never depends on the number of workers
 MAX_LAG_BATCHES: Final = 256  # how far planning may run ahead of the observed batches
 
@@ -99,7 +101,7 @@ class RunOutcome:
     ``failure``: the run's primary failure in replay-file form (kind,
     message, signature, thread, step, also) plus ``fatal`` and, for a
     lockdep report, its ``cycle`` -- None when the run passed. ``replay``:
-    the replay file (``ReplayFile.to_json()``) for the first run of the
+    the ReplayFile for the first run of the
     batch with that signature (later ones in the batch carry None).
     ``choices``: every choice the run made. ``coverage``: the run's stable
     feature ids, sorted (None when coverage is off); ``coverage_summary``
@@ -112,7 +114,7 @@ class RunOutcome:
     run_index: int
     steps: int
     failure: dict[str, Any] | None
-    replay: dict[str, Any] | None = None
+    replay: ReplayFile | None = None
     choices: tuple[int, ...] = ()
     coverage: tuple[int, ...] | None = None
     coverage_summary: dict[str, Any] | None = None

@@ -31,9 +31,7 @@ def _campaign(runs: int, jobs: int) -> tuple[float, list[tuple[str, int]]]:
     from . import api
 
     t0 = time.monotonic()
-    result = api.fuzz(
-        [SCENARIO], runs=runs, seed=1, jobs=jobs, keep_going=True, params=PARAMS
-    )
+    result = api.fuzz([SCENARIO], runs=runs, seed=1, jobs=jobs, keep_going=True, params=PARAMS)
     wall = time.monotonic() - t0
     found = [(f.failure["signature"], f.run) for s in result.scenarios for f in s.failures]
     return wall, found

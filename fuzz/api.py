@@ -36,10 +36,10 @@ from .campaign import (
     ProgressSink,
     ScenarioResult,
     run_campaign,
-    run_campaign_parallel,
-    spec_refs,
+    run_until_interrupted,
 )
 from .cli import STRATEGIES
+from .engine import DaskEngine, Engine, SpecRef
 from .errors import (
     InputError,
     OutputError,
@@ -201,6 +201,8 @@ def _campaign(
     keep_going: bool,
     witness_runs: int,
     jobs: int,
+    scheduler: str | None = None,
+    example_db: str | None = None,
 ) -> tuple[list[RunSpec], CampaignOptions]:
     _positive("runs", runs)
     _positive("seed", seed, 0)
@@ -211,6 +213,8 @@ def _campaign(
         raise InputError(f"time_budget: expected a positive duration, got {time_budget!r}")
     if strategy not in STRATEGIES:
         raise InputError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if scheduler is not None and not _is_address(scheduler):
+        raise InputError(f"--scheduler {scheduler}: expected tcp://HOST:PORT")
     slugs, patched = _inject(inject, patch)
     if scenarios is None:
         from .scenario import builtin_scenarios
@@ -234,11 +238,24 @@ def _campaign(
         strategy=strategy,
         depth=depth,
         jobs=jobs,
+        scheduler=scheduler,
         out=out,
         keep_going=keep_going,
         witness_runs=witness_runs,
+        example_db=example_db,
     )
+    if (jobs > 1 or scheduler is not None) and not all(SpecRef.of(s).portable for s in specs):
+        raise InputError(
+            "jobs > 1 or a scheduler needs scenarios named by a string (built-in, "
+            "path/file.py:function or module:function): workers import them"
+        )
     return specs, opts
+
+
+def _is_address(text: str) -> bool:
+    scheme, _, rest = text.partition("://")
+    host, _, port = rest.rpartition(":")
+    return scheme in ("tcp", "tls") and bool(host) and port.isdigit()
 
 
 def fuzz(
@@ -257,6 +274,8 @@ def fuzz(
     keep_going: bool = False,
     witness_runs: int = 200,
     jobs: int = 1,
+    scheduler: str | None = None,
+    example_db: str | None = None,
     progress: ProgressSink | None = None,
 ) -> CampaignResult:
     """Run schedules of ``scenarios`` (every built-in when None) and collect each
@@ -269,8 +288,13 @@ def fuzz(
     ``params``: ``{"threads": 3}`` or ``["threads=3"]``, applied to every
     scenario that has the parameter. ``config``: KernelConfig fields (e.g.
     ``{"lockdep": False, "alloc_fail_probability": 0.01}``). ``out``: a
-    directory to write replay files into. ``jobs``: worker processes
-    (scenarios must then be named by string).
+    directory to write replay files (and ``campaign.json``) into. ``jobs``:
+    an embedded Dask cluster of that many worker processes (1: this process);
+    ``scheduler``: ``tcp://HOST:PORT`` of an existing Dask cluster (scenarios
+    must then be named by string). The answer is the same for any ``jobs``
+    or cluster. ``example_db``: a directory or ``redis://HOST:PORT`` whose
+    sequences for the scenario are replayed first, and where failing ones
+    are saved.
 
     Raises :class:`Interrupted` (with the result so far) on Ctrl-C.
     """
@@ -289,23 +313,41 @@ def fuzz(
         keep_going=keep_going,
         witness_runs=witness_runs,
         jobs=jobs,
+        scheduler=scheduler,
+        example_db=example_db,
     )
-    if jobs > 1 and any(s.scenario.source is None for s in specs):
-        raise InputError("jobs > 1 needs scenarios named by a string (workers import them)")
     sink = progress or ProgressSink()
     result = CampaignResult()
     created = check_output_dir(out, "--out") if out is not None else False
+
+    def mark() -> None:
+        result.interrupted = True
+
+    engine: Engine | None = None
+
+    async def main() -> bool:
+        return await run_until_interrupted(
+            lambda: run_campaign(specs, opts, sink, result, engine=engine), mark
+        )
+
     try:
-        if jobs > 1:
-            run_campaign_parallel(spec_refs(specs), opts, sink, result)
-        else:
-            trio.run(run_campaign, specs, opts, sink, result)
+        if jobs > 1 or scheduler is not None:
+            # Started before Trio: the workers are forked from a process
+            # that has imported the model and runs no event loop yet.
+            engine = DaskEngine(jobs=jobs, address=scheduler)
+            engine.start()
+        interrupted = trio.run(main)
     except BaseException as exc:
         _reraise(exc, result)
+        raise
     finally:
+        if engine is not None:
+            engine.close()
         sink.close()
         if created and out is not None:
             remove_if_empty(out)
+    if interrupted:
+        raise Interrupted(result)
     return result
 
 
@@ -324,9 +366,12 @@ async def afuzz(
     out: str | None = None,
     keep_going: bool = False,
     witness_runs: int = 200,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    example_db: str | None = None,
     progress: ProgressSink | None = None,
 ) -> CampaignResult:
-    """:func:`fuzz` inside a running Trio loop (one process)."""
+    """:func:`fuzz` inside a running Trio loop."""
     specs, opts = _campaign(
         scenarios,
         runs=runs,
@@ -341,7 +386,9 @@ async def afuzz(
         out=out,
         keep_going=keep_going,
         witness_runs=witness_runs,
-        jobs=1,
+        jobs=jobs,
+        scheduler=scheduler,
+        example_db=example_db,
     )
     sink = progress or ProgressSink()
     result = CampaignResult()
@@ -358,6 +405,9 @@ def _reraise(exc: BaseException, result: CampaignResult | ExploreSummary) -> Non
     if _is_interrupt(exc):
         result.interrupted = True
         raise Interrupted(result) from None
+    # The campaign runs in nurseries: an error comes wrapped in exception groups.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
     if isinstance(exc, OSError):
         raise OutputError(f"cannot write a replay file: {describe_os_error(exc)}") from None
     raise exc

@@ -1,43 +1,73 @@
 """Fuzz campaigns: many schedules of many scenarios, failures saved as replay files.
 
-Run ``i`` of scenario ``s`` uses the seed ``derive_seed(seed, s, i)``, so the
-same campaign finds the same failures in any process, whatever ``--jobs``
-(except for lockdep findings that rely on another worker's runs: the
-dependency graph is per process).
+A scenario's runs go out in batches of :data:`~.planner.BATCH_RUNS` (an
+engine runs them: in this process for ``jobs=1``, on a Dask cluster
+otherwise, see ``engine.py``) and come back to be *folded* here, in
+run-index order, whatever order they finish in. A :class:`~.planner.Planner`
+decides every run (default: :class:`~.planner.PortfolioPlanner`, run ``i``
+with the seed ``derive_seed(seed, scenario, i)``), so a campaign gives the
+same answer for any number of workers: the first failure is the one with
+the lowest run index, and its replay file is the same file.
 
 Stopping: a scenario stops at its first fatal failure unless ``keep_going``.
 A lockdep report is only a *potential* deadlock, so the campaign goes on for
 up to ``witness_runs`` more runs looking for a schedule where it really
 happens, and attaches that schedule as the report's witness.
 
-Every failure is written to disk the moment it is found, so an interrupted
-campaign loses nothing it already found. With ``out=None`` (the Python API's
-default) nothing is written: each finding carries its ReplayFile.
+Lockdep: every batch has a graph of its own; the dependencies each run adds
+are merged here into one graph for the campaign (``lockgraph.py``), so an
+inversion whose halves were seen in different batches -- on different
+workers -- is reported too, confirmed by running its closing run again on a
+graph seeded with the other halves, and then looked for a witness like any
+other.
+
+Every failure is written to disk the moment it is folded in (each signature
+once per scenario), so an interrupted campaign loses nothing it already
+found; with ``out`` the campaign also keeps ``out/campaign.json`` (the
+schema in docs/report.md) up to date at every progress tick and at the end.
+With ``out=None`` (the Python API's default) nothing is written: each
+finding carries its ReplayFile.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
+import datetime as _dt
+import json
+import math
 import os
-import queue as queue_mod
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+from trio_util import AsyncBool, periodic, wait_any
 
-from panthor_testbed.sched import Kernel, make_strategy
-from panthor_testbed.sched.core.strategy import StepsEstimate
-from panthor_testbed.sched.locking.lockdep import Lockdep
+from panthor_testbed import __version__
 
+from .engine import (
+    RUN_IDS_PER_SCENARIO,
+    BatchResult,
+    BatchTask,
+    DaskEngine,
+    Engine,
+    LocalEngine,
+    SpecRef,
+    coverage_available,
+    ends_scenario,
+    spec_for,
+    strategy_json,
+)
+from .example_db import ExampleDb
+from .lockgraph import Inversion, MergedGraph
+from .planner import BATCH_RUNS, Planner, PortfolioPlanner, RunOutcome, RunPlan, horizon
 from .replayfile import ReplayFile, replay_name
-from .runner import RunSpec, derive_seed, execute, replay_file_of
-from .scenario import get_scenario
+from .runner import RunSpec, execute, replay_file_of
 
 DEFAULT_RUNS = 1000
-RUN_IDS_PER_SCENARIO = 1_000_000_000  # run ids (lockdep edge origins) unique per campaign
+CAMPAIGN_FILE = "campaign.json"
+PROGRESS_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,10 +77,13 @@ class CampaignOptions:
     seed: int = 1
     strategy: str = "portfolio"
     depth: int = 3
-    jobs: int = 1
+    jobs: int = 1  # 1: in this process; N: an embedded Dask LocalCluster of N workers
+    scheduler: str | None = None  # tcp://HOST:PORT of an existing Dask cluster
     out: str | None = "failures"  # None: keep replay files in memory only
     keep_going: bool = False
     witness_runs: int = 200
+    example_db: str | None = None  # DIR or redis://HOST:PORT
+    coverage: bool | None = None  # None: when panthor_testbed.fuzz.coverage is there
 
     def runs_per_scenario(self) -> int | None:
         if self.runs is not None:
@@ -70,6 +103,7 @@ class Found:
     witness: str | None = None  # for a lockdep report: the replay of a real deadlock
     replay_file: ReplayFile | None = None
     witness_file: ReplayFile | None = None
+    halves: list[dict[str, Any]] | None = None  # an inversion seen across batches: who saw what
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -81,6 +115,8 @@ class Found:
         }
         if self.witness:
             out["witness"] = self.witness
+        if self.halves:
+            out["halves"] = self.halves
         return out
 
 
@@ -112,6 +148,9 @@ class CampaignResult:
     scenarios: list[ScenarioResult] = field(default_factory=list)
     interrupted: bool = False
     elapsed_s: float = 0.0
+    workers: int = 1
+    timeline: list[tuple[float, int]] = field(default_factory=list)
+    coverage: dict[str, Any] | None = None  # as campaign.json stores it
 
     @property
     def runs(self) -> int:
@@ -122,12 +161,28 @@ class CampaignResult:
         return sum(len(s.failures) for s in self.scenarios)
 
 
+@dataclass
+class ProgressStats:
+    """What the live display shows besides the current scenario's bar."""
+
+    runs: int = 0  # the whole campaign
+    failures: int = 0
+    elapsed_s: float = 0.0
+    per_worker: dict[str, int] = field(default_factory=dict)  # runs done by each worker
+    functions_reached: int | None = None  # None: no coverage data
+    functions_total: int | None = None
+    lock_pairs: int = 0  # distinct lock-order pairs in the merged graph
+
+
 class ProgressSink:
     """Receives progress (the CLI draws a bar from it)."""
 
     def start(self, name: str, total: int | None, budget_s: float | None) -> None: ...
 
     def update(self, name: str, runs: int, steps: int, failures: int) -> None: ...
+
+    def stats(self, stats: ProgressStats) -> None:
+        """At every progress tick: the campaign as a whole."""
 
     def finish(self, result: ScenarioResult) -> None: ...
 
@@ -137,388 +192,466 @@ class ProgressSink:
         """The campaign ended, however it ended (also after Ctrl-C or an error)."""
 
 
+# ---------------------------------------------------------------------- the fold
+
+
+class _Campaign:
+    """What the client keeps for the whole campaign while batches come back."""
+
+    def __init__(
+        self,
+        specs: Sequence[RunSpec],
+        opts: CampaignOptions,
+        progress: ProgressSink,
+        result: CampaignResult,
+        engine: Engine,
+    ) -> None:
+        self.specs = list(specs)
+        self.opts = opts
+        self.progress = progress
+        self.result = result
+        self.engine = engine
+        self.graph = MergedGraph()
+        self.t0 = time.monotonic()
+        self.started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        self.per_worker: dict[str, int] = {}
+        self.db = ExampleDb.open(opts.example_db) if opts.example_db else None
+        self.coverage = opts.coverage if opts.coverage is not None else coverage_available()
+        if self.coverage and not coverage_available():
+            self.coverage = False
+        self.totals: Any = None
+        if self.coverage:
+            from .engine import _coverage_module
+
+            self.totals = _coverage_module().Totals()
+
+    # ---------------------------------------------------------------- output
+
+    def save(self, found: Found, rf: ReplayFile, name: str) -> str:
+        if self.opts.out is None:
+            return ""
+        path = os.path.join(self.opts.out, name)
+        rf.save(path)
+        return path
+
+    def campaign_json(self) -> dict[str, Any]:
+        r = self.result
+        out: dict[str, Any] = {
+            "version": __version__,
+            "started": self.started,
+            "strategy": self.opts.strategy,
+            "seed": self.opts.seed,
+            "jobs": r.workers,
+            "scenarios": [s.to_json() for s in r.scenarios],
+            "timeline": [[round(t, 3), n] for t, n in r.timeline],
+        }
+        if self.totals is not None:
+            out["coverage"] = self.totals.to_json()
+        out["interrupted"] = r.interrupted
+        return out
+
+    def write_campaign_json(self) -> None:
+        if self.opts.out is None:
+            return
+        path = os.path.join(self.opts.out, CAMPAIGN_FILE)
+        tmp = f"{path}.tmp"
+        os.makedirs(self.opts.out, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.campaign_json(), f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+
+    def tick(self) -> None:
+        """A progress interval: the timeline, the display, campaign.json."""
+        elapsed = time.monotonic() - self.t0
+        self.result.elapsed_s = elapsed
+        self.result.timeline.append((elapsed, self.result.runs))
+        if self.totals is not None:
+            self.result.coverage = self.totals.to_json()
+        self.progress.stats(self.stats())
+        self.write_campaign_json()
+
+    def stats(self) -> ProgressStats:
+        s = ProgressStats(
+            runs=self.result.runs,
+            failures=self.result.failures,
+            elapsed_s=time.monotonic() - self.t0,
+            per_worker=dict(sorted(self.per_worker.items())),
+            lock_pairs=self.graph.new_pairs(),
+        )
+        if self.totals is not None:
+            from .engine import _coverage_module
+
+            s.functions_reached = sum(1 for n in self.totals.functions.values() if n)
+            s.functions_total = len(_coverage_module().SEED_FUNCTIONS)
+        return s
+
+
+class _ScenarioFold:
+    """One scenario's fold: dedup, stop rule, witness search, cross-batch inversions."""
+
+    def __init__(self, camp: _Campaign, si: int, spec: RunSpec, current: ScenarioResult) -> None:
+        self.camp = camp
+        self.si = si
+        self.spec = spec
+        self.name = spec.scenario.name
+        self.current = current
+        self.seen: set[str] = set()
+        self.pending: Found | None = None  # a lockdep report waiting for its witness
+        self.pending_cycle: list[str] = []
+        self.witness_left = 0
+        self.stopped = False
+        self.folded = -1  # the last run index folded in
+        self.db_key = ExampleDb.key(self.name, spec.params)
+
+    async def fold(self, o: RunOutcome, plan: RunPlan, worker: str) -> None:
+        if self.stopped:
+            return
+        camp, opts = self.camp, self.camp.opts
+        self.folded = o.run_index
+        self.current.runs += 1
+        self.current.steps += o.steps
+        camp.per_worker[worker] = camp.per_worker.get(worker, 0) + 1
+        if camp.totals is not None and o.coverage is not None:
+            camp.totals.add({**(o.coverage_summary or {}), "features": list(o.coverage)})
+        stop = False
+        new = o.failure is not None and o.failure["signature"] not in self.seen
+        if o.failure is not None and o.failure["kind"] == "lockdep":
+            new = new and o.failure["signature"] not in camp.graph.reported
+        if o.failure is not None and new:
+            f = o.failure
+            self.seen.add(f["signature"])
+            if f["kind"] == "lockdep":
+                camp.graph.reported.add(f["signature"])
+            rf = o.replay
+            assert isinstance(rf, ReplayFile), "a batch's first failure of a kind has its file"
+            found = Found(self.name, rf.failure, o.run_index, plan.seed, "", replay_file=rf)
+            found.replay = camp.save(found, rf, replay_name(self.name, plan.seed))
+            self._add(found, o.choices)
+            stop = self._after_failure(found, f)
+        for edge in o.lock_edges:
+            inv = camp.graph.add(edge)
+            if inv is not None:
+                await self._inversion(inv, o, plan, worker)
+        if not new and self.pending is not None and not opts.keep_going:
+            self.witness_left -= 1
+            if self.witness_left <= 0:
+                stop = True
+        camp.progress.update(
+            self.name, self.current.runs, self.current.steps, len(self.current.failures)
+        )
+        if stop:
+            self.stopped = True
+
+    def _add(self, found: Found, choices: Sequence[int]) -> None:
+        self.current.failures.append(found)
+        self.camp.progress.found(self.name, found)
+        if self.camp.db is not None:
+            self.camp.db.save_failing(self.db_key, choices)
+
+    def _after_failure(self, found: Found, f: dict[str, Any]) -> bool:
+        opts = self.camp.opts
+        if (
+            self.pending is not None
+            and f["kind"] == "deadlock"
+            and (not self.pending_cycle or any(c in f["signature"] for c in self.pending_cycle))
+        ):
+            self.pending.witness = found.replay
+            self.pending.witness_file = found.replay_file
+        if f["kind"] == "lockdep" and not f.get("fatal"):
+            if self.pending is None:
+                self.pending = found
+                self.pending_cycle = list(f.get("cycle", []))
+                self.witness_left = opts.witness_runs
+            return False
+        return ends_scenario(f, opts.keep_going)
+
+    async def _inversion(self, inv: Inversion, o: RunOutcome, plan: RunPlan, worker: str) -> None:
+        """An inversion whose halves came from different batches: confirm it, report it."""
+        camp = self.camp
+        run_id = self.si * RUN_IDS_PER_SCENARIO + o.run_index
+        earlier = [e for e in inv.path if e["origin"]["run_id"] != run_id]
+        spec = spec_for(self.spec, plan)
+        from panthor_testbed.sched.locking.lockdep import Lockdep
+
+        graph = Lockdep()
+        graph.seed_edges(earlier)
+        k = await execute(spec, plan.make_strategy(), graph, run_id=run_id)
+        mine = [f for f in k.failures if f.signature == inv.signature]
+        halves: list[dict[str, Any]] = [
+            {"run": _run_of(e), "scenario_index": _si_of(e), "edge": [e["from"], e["to"]]}
+            for e in inv.path
+        ]
+        halves.append(
+            {
+                "run": o.run_index,
+                "scenario_index": self.si,
+                "edge": [inv.edge["from"], inv.edge["to"]],
+            }
+        )
+        if not mine or k.primary_failure is not mine[0]:
+            return  # the closing run does not report it on its own (another failure names it)
+        rf = await replay_file_of(
+            k,
+            spec,
+            strategy=strategy_json(k, plan),
+            seed=plan.seed,
+            reported_before=[],
+            lockdep_edges=earlier,
+            note=f"lockdep report across batches: the other halves came from runs "
+            f"{sorted({_run_of(e) for e in earlier})} (merged on the client)",
+        )
+        found = Found(self.name, rf.failure, o.run_index, plan.seed, "", replay_file=rf)
+        found.halves = halves
+        name = replay_name(self.name, plan.seed).removesuffix(".json") + "-inversion.json"
+        found.replay = camp.save(found, rf, name)
+        self.seen.add(inv.signature)
+        self._add(found, o.choices)
+        self._after_failure(found, {**rf.failure, "cycle": list(inv.cycle), "fatal": False})
+
+
+def _run_of(edge: dict[str, Any]) -> int:
+    return int(edge["origin"]["run_id"]) % RUN_IDS_PER_SCENARIO
+
+
+def _si_of(edge: dict[str, Any]) -> int:
+    return int(edge["origin"]["run_id"]) // RUN_IDS_PER_SCENARIO
+
+
 # ---------------------------------------------------------------------- one scenario
 
 
-@dataclass
-class _Plan:
-    spec: RunSpec
-    name: str
-    total: int | None
-    deadline: float | None  # time.monotonic()
-
-
-async def _record(
-    k: Kernel,
-    plan: _Plan,
-    opts: CampaignOptions,
-    index: int,
-    seed: int,
-    reported_before: list[list[str]],
-) -> Found:
-    strategy = k.strategy.describe()
-    if opts.strategy != strategy["name"]:
-        strategy["portfolio"] = opts.strategy
-    rf = await replay_file_of(
-        k, plan.spec, strategy=strategy, seed=seed, reported_before=reported_before
+def make_planner(
+    spec: RunSpec, opts: CampaignOptions, prefixes: Sequence[tuple[int, ...]]
+) -> Planner:
+    return PortfolioPlanner(
+        spec.scenario.name,
+        dict(spec.params),
+        seed=opts.seed,
+        strategy=opts.strategy,
+        depth=opts.depth,
+        prefixes=prefixes,
     )
-    path = ""
-    if opts.out is not None:
-        path = os.path.join(opts.out, replay_name(plan.name, seed))
-        rf.save(path)
-    return Found(plan.name, rf.failure, index, seed, path, replay_file=rf)
 
 
-async def run_scenario(
-    plan: _Plan,
-    opts: CampaignOptions,
-    graph: Lockdep,
-    *,
-    run_id_base: int = 0,
-    indices: Callable[[int], bool] = lambda i: True,
-    stop_flag: Callable[[], bool] = lambda: False,
-    on_progress: Callable[[int, int], None] = lambda runs, steps: None,
-    on_found: Callable[[Found], None] = lambda f: None,
-    on_witness: Callable[[Found], None] = lambda f: None,
-) -> ScenarioResult:
-    """Run one scenario's share of the campaign in this process."""
-    result = ScenarioResult(plan.name)
-    t0 = time.monotonic()
-    seen: set[str] = set()
-    steps = StepsEstimate()
-    pending_lockdep: Found | None = None
-    pending_cycle: list[str] = []
-    witness_left = 0
-    index = -1
-    while True:
-        index += 1
-        if plan.total is not None and index >= plan.total:
-            break
-        if plan.deadline is not None and time.monotonic() >= plan.deadline:
-            break
-        if stop_flag():
-            break
-        if not indices(index):
-            continue
-        seed = derive_seed(opts.seed, plan.name, index)
-        strategy = make_strategy(
-            opts.strategy, seed, depth=opts.depth, steps_estimate=steps.value, run_index=index
-        )
-        reported_before = graph.reported_pairs()
-        k = await execute(plan.spec, strategy, graph, run_id=run_id_base + index)
-        steps.add(k.steps)
-        result.runs += 1
-        result.steps += k.steps
-        on_progress(result.runs, result.steps)
-        failure = k.primary_failure
-        stop = False
-        if failure is not None and failure.signature not in seen:
-            seen.add(failure.signature)
-            found = await _record(k, plan, opts, index, seed, reported_before)
-            if (
-                pending_lockdep is not None
-                and failure.kind == "deadlock"
-                and (not pending_cycle or any(c in failure.signature for c in pending_cycle))
-            ):
-                pending_lockdep.witness = found.replay
-                pending_lockdep.witness_file = found.replay_file
-                on_witness(pending_lockdep)
-            result.failures.append(found)
-            on_found(found)
-            if failure.extra.get("fatal"):
-                stop = not opts.keep_going
-            elif failure.kind == "lockdep" and pending_lockdep is None:
-                pending_lockdep = found
-                pending_cycle = list(failure.extra.get("cycle", []))
-                witness_left = opts.witness_runs
-            elif not opts.keep_going and failure.kind != "lockdep":
-                stop = True
-        elif pending_lockdep is not None and not opts.keep_going:
-            witness_left -= 1
-            if witness_left <= 0:
-                stop = True
-        if stop:
-            break
-        if result.runs % 16 == 0:
-            await trio.lowlevel.checkpoint()
-    result.elapsed_s = time.monotonic() - t0
-    result.status = DONE
-    return result
-
-
-def _plans(specs: list[RunSpec], opts: CampaignOptions, start: float) -> list[_Plan]:
+async def _drive(
+    camp: _Campaign,
+    si: int,
+    spec: RunSpec,
+    current: ScenarioResult,
+    stop_at: float | None,
+) -> None:
+    """Plan, hand out and fold one scenario's batches (see planner.py for the rule)."""
+    opts, engine = camp.opts, camp.engine
     total = opts.runs_per_scenario()
-    plans = []
-    for i, spec in enumerate(specs):
-        deadline = None
-        if opts.time_budget is not None:
-            deadline = start + opts.time_budget * (i + 1) / len(specs)
-        plans.append(_Plan(spec, spec.scenario.name, total, deadline))
-    return plans
+    prefixes = camp.db.prefixes(ExampleDb.key(spec.scenario.name, spec.params)) if camp.db else []
+    planner = make_planner(spec, opts, prefixes)
+    fold = _ScenarioFold(camp, si, spec, current)
+    ref = SpecRef.of(spec)
+    plans: dict[int, tuple[RunPlan, ...]] = {}
+    results: dict[int, BatchResult] = {}
+    streamed: dict[int, int] = {}  # outcomes of a batch already folded as they came
+    state = {"planned": 0, "observed": 0, "submitted": 0, "in_flight": 0}
+    send, recv = trio.open_memory_channel[BatchResult](math.inf)
+
+    def plan_more() -> None:
+        # Exactly on time: batch b is planned when horizon(b) batches are observed.
+        while True:
+            b = state["planned"]
+            lo = b * BATCH_RUNS
+            if (total is not None and lo >= total) or horizon(b) > state["observed"]:
+                return
+            hi = lo + BATCH_RUNS if total is None else min(lo + BATCH_RUNS, total)
+            plans[b] = tuple(planner.plan(i) for i in range(lo, hi))
+            state["planned"] = b + 1
+
+    def out_of_time() -> bool:
+        return stop_at is not None and time.time() >= stop_at
+
+    async def run_one(b: int, task: BatchTask) -> None:
+        async def on_outcome(o: RunOutcome) -> None:
+            if b == state["observed"]:  # streamed in order (the local engine)
+                await fold.fold(o, plans[b][o.run_index - b * BATCH_RUNS], "local")
+                streamed[b] = streamed.get(b, 0) + 1
+
+        r = await engine.run(task, spec, on_outcome)
+        send.send_nowait(r)
+
+    sizes: dict[int, int] = {}
+
+    def short(b: int, r: BatchResult) -> bool:
+        return len(r.outcomes) < sizes[b]
+
+    t0 = time.monotonic()
+    camp.progress.start(
+        current.name, total, None if stop_at is None else max(0.0, stop_at - time.time())
+    )
+    current.status = INTERRUPTED  # until it completes
+    plan_more()
+    try:
+        async with trio.open_nursery() as nursery:
+            while True:
+                while (
+                    not fold.stopped
+                    and state["in_flight"] < engine.capacity
+                    and state["submitted"] in plans
+                    and not out_of_time()
+                ):
+                    b = state["submitted"]
+                    sizes[b] = len(plans[b])
+                    task = BatchTask(ref, si, b, plans[b], opts.keep_going, stop_at, camp.coverage)
+                    state["submitted"] = b + 1
+                    state["in_flight"] += 1
+                    nursery.start_soon(run_one, b, task)
+                if state["in_flight"] == 0:
+                    break
+                r = await recv.receive()
+                state["in_flight"] -= 1
+                results[r.batch] = r
+                while state["observed"] in results and not fold.stopped:
+                    b = state["observed"]
+                    r = results.pop(b)
+                    for o in r.outcomes[streamed.pop(b, 0) :]:
+                        await fold.fold(o, plans[b][o.run_index - b * BATCH_RUNS], r.worker)
+                        if fold.stopped:
+                            break
+                    planner.observe(r.outcomes)
+                    full = not short(b, r)
+                    del plans[b]
+                    state["observed"] = b + 1
+                    if not full:
+                        fold.stopped = True  # the batch ended early: the budget, or a failure
+                        break
+                    plan_more()
+                if fold.stopped:
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        current.elapsed_s = time.monotonic() - t0
+        if not fold.stopped and results:
+            # Interrupted: fold what already came back (out of order past a gap),
+            # so nothing found is lost.
+            with trio.CancelScope(shield=True):
+                for b in sorted(results):
+                    r = results[b]
+                    for o in r.outcomes[streamed.get(b, 0) :]:
+                        if o.run_index > fold.folded:
+                            await fold.fold(o, plans[b][o.run_index - b * BATCH_RUNS], r.worker)
+    current.status = DONE
+    camp.progress.finish(current)
 
 
-# ---------------------------------------------------------------------- in process
+# ---------------------------------------------------------------------- a campaign
 
 
 async def run_campaign(
-    specs: list[RunSpec], opts: CampaignOptions, progress: ProgressSink, result: CampaignResult
-) -> None:
-    """Single-process campaign; fills ``result`` as it goes (so Ctrl-C keeps it).
-
-    Every scenario is in ``result`` from the start with status NOT_RUN; the
-    one running when the campaign is interrupted ends up INTERRUPTED, with
-    its runs, steps and time so far.
-    """
-    start = time.monotonic()
-    graph = Lockdep()
-    plans = _plans(specs, opts, start)
-    results = [ScenarioResult(plan.name) for plan in plans]
-    result.scenarios.extend(results)
-    try:
-        for si, plan in enumerate(plans):
-            await _run_one_plan(si, plan, results[si], opts, progress, graph, start)
-    finally:
-        result.elapsed_s = time.monotonic() - start
-
-
-async def _run_one_plan(
-    si: int,
-    plan: _Plan,
-    current: ScenarioResult,
-    opts: CampaignOptions,
-    progress: ProgressSink,
-    graph: Lockdep,
-    start: float,
-) -> None:
-    progress.start(plan.name, plan.total, _budget_left(plan, start))
-    t0 = time.monotonic()
-    current.status = INTERRUPTED  # until it completes
-
-    def on_progress(runs: int, steps: int) -> None:
-        current.runs, current.steps = runs, steps
-        progress.update(plan.name, runs, steps, len(current.failures))
-
-    def on_found(found: Found) -> None:
-        current.failures.append(found)
-        progress.found(plan.name, found)
-
-    try:
-        done = await run_scenario(
-            plan,
-            opts,
-            graph,
-            run_id_base=si * RUN_IDS_PER_SCENARIO,
-            on_progress=on_progress,
-            on_found=on_found,
-        )
-    finally:
-        current.elapsed_s = time.monotonic() - t0
-    current.runs, current.steps, current.elapsed_s = done.runs, done.steps, done.elapsed_s
-    current.status = DONE
-    progress.finish(current)
-
-
-def _budget_left(plan: _Plan, start: float) -> float | None:
-    if plan.deadline is None:
-        return None
-    return max(0.0, plan.deadline - time.monotonic())
-
-
-# ---------------------------------------------------------------------- several processes
-
-
-@dataclass(frozen=True)
-class _SpecRef:
-    """A picklable reference to a RunSpec (workers rebuild the scenario by name)."""
-
-    scenario: str
-    params: dict[str, Any]
-    config: dict[str, Any]
-    inject: tuple[str, ...]
-    patch: tuple[str, ...]
-
-    def build(self) -> RunSpec:
-        return RunSpec.make(
-            get_scenario(self.scenario),
-            self.params,
-            config=self.config,
-            inject=self.inject,
-            patch=self.patch,
-        )
-
-
-def _worker(
-    worker: int,
-    jobs: int,
-    refs: list[_SpecRef],
-    opts: CampaignOptions,
-    start: float,
-    stop_flags: Any,
-    messages: Any,
-) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    specs = [r.build() for r in refs]
-    plans = _plans(specs, opts, start)
-
-    async def main() -> None:
-        graph = Lockdep()
-        for si, plan in enumerate(plans):
-            if stop_flags[si]:
-                # another worker found its failure: this worker's share is done
-                messages.put(("done", worker, si, 0, 0, 0.0))
-                continue
-
-            def on_progress(runs: int, steps: int, si: int = si) -> None:
-                messages.put(("progress", worker, si, runs, steps))
-
-            def on_found(found: Found, si: int = si) -> None:
-                messages.put(("found", worker, si, found))
-                if not opts.keep_going and found.failure["kind"] not in ("lockdep", "leak"):
-                    stop_flags[si] = 1
-
-            def on_witness(found: Found, si: int = si) -> None:
-                messages.put(("witness", worker, si, found))
-
-            def stopped(si: int = si) -> bool:
-                return bool(stop_flags[si])
-
-            done = await run_scenario(
-                plan,
-                opts,
-                graph,
-                run_id_base=si * RUN_IDS_PER_SCENARIO,
-                indices=lambda i: i % jobs == worker,
-                stop_flag=stopped,
-                on_progress=on_progress,
-                on_found=on_found,
-                on_witness=on_witness,
-            )
-            messages.put(("done", worker, si, done.runs, done.steps, done.elapsed_s))
-
-    try:
-        trio.run(main)
-    finally:
-        messages.put(("exit", worker))
-
-
-def run_campaign_parallel(
-    refs: list[_SpecRef],
+    specs: list[RunSpec],
     opts: CampaignOptions,
     progress: ProgressSink,
     result: CampaignResult,
+    *,
+    engine: Engine | None = None,
 ) -> None:
-    """``--jobs N``: N worker processes share each scenario's runs (i % N)."""
-    ctx = mp.get_context("spawn")
-    start = time.monotonic()
-    stop_flags = ctx.Array("b", len(refs))
-    messages: Any = ctx.Queue()
-    workers = [
-        ctx.Process(
-            target=_worker,
-            args=(w, opts.jobs, refs, opts, start, stop_flags, messages),
-            daemon=True,
-        )
-        for w in range(opts.jobs)
-    ]
-    names = [r.scenario for r in refs]
-    per: list[ScenarioResult] = [ScenarioResult(n) for n in names]
-    result.scenarios.extend(per)
-    runs: dict[tuple[int, int], tuple[int, int]] = {}
-    done: dict[int, set[int]] = {i: set() for i in range(len(refs))}
-    seen: dict[int, set[str]] = {i: set() for i in range(len(refs))}
-    started: set[int] = set()
-    total = opts.runs_per_scenario()
-    for w in workers:
-        w.start()
-    alive = len(workers)
+    """Run a campaign; fills ``result`` as it goes (so Ctrl-C keeps it).
+
+    Every scenario is in ``result`` from the start with status NOT_RUN; the
+    one running when the campaign is interrupted ends up INTERRUPTED, with
+    its runs, steps and time so far. ``engine``: where batches run (default
+    from ``opts``: this process for ``jobs == 1`` without a scheduler, else
+    a Dask cluster, closed at the end however the campaign ends).
+    """
+    own = engine is None
+    if engine is None:
+        engine = await start_engine(opts)
+    camp = _Campaign(specs, opts, progress, result, engine)
+    result.workers = engine.workers
+    results = [ScenarioResult(spec.scenario.name) for spec in specs]
+    result.scenarios.extend(results)
+    camp.t0 = time.monotonic()
+    wall0 = time.time()
     try:
-        while alive:
-            try:
-                msg = messages.get(timeout=0.2)
-            except queue_mod.Empty:
-                if not any(w.is_alive() for w in workers):
-                    break
-                continue
-            tag = msg[0]
-            if tag == "exit":
-                alive -= 1
-                continue
-            si = msg[2]
-            if si not in started:
-                started.add(si)
-                per[si].status = INTERRUPTED  # until every worker is done with it
-                progress.start(names[si], total, None)
-            if tag == "progress":
-                runs[(msg[1], si)] = (msg[3], msg[4])
-                r = sum(v[0] for (w, s), v in runs.items() if s == si)
-                st = sum(v[1] for (w, s), v in runs.items() if s == si)
-                per[si].runs, per[si].steps = r, st
-                progress.update(names[si], r, st, len(per[si].failures))
-            elif tag == "found":
-                found: Found = msg[3]
-                sig = str(found.failure.get("signature"))
-                if sig in seen[si]:
-                    _remove_quietly(found.replay)
-                    continue
-                seen[si].add(sig)
-                per[si].failures.append(found)
-                progress.found(names[si], found)
-            elif tag == "witness":
-                update: Found = msg[3]
-                for known in per[si].failures:
-                    if known.failure.get("signature") == update.failure.get("signature"):
-                        known.witness = known.witness or update.witness
-            elif tag == "done":
-                done[si].add(msg[1])
-                per[si].elapsed_s = max(per[si].elapsed_s, msg[5])
-                if len(done[si]) == opts.jobs:
-                    per[si].status = DONE
-                    progress.finish(per[si])
-    except KeyboardInterrupt:
-        result.interrupted = True
-        for i in range(len(refs)):
-            stop_flags[i] = 1
-        _drain(messages, per, seen)
-        raise
+        async with trio.open_nursery() as nursery:
+
+            async def refresh() -> None:
+                async for _ in periodic(PROGRESS_INTERVAL_S):
+                    camp.tick()
+
+            nursery.start_soon(refresh)
+            for si, spec in enumerate(specs):
+                stop_at = None
+                if opts.time_budget is not None:
+                    stop_at = wall0 + opts.time_budget * (si + 1) / len(specs)
+                await _drive(camp, si, spec, results[si], stop_at)
+            nursery.cancel_scope.cancel()
     finally:
-        for w in workers:
-            w.join(timeout=2)
-            if w.is_alive():
-                w.terminate()
-        result.elapsed_s = time.monotonic() - start
+        with trio.CancelScope(shield=True):
+            if own:
+                await engine.aclose()
+            camp.tick()
+            if camp.db is not None:
+                camp.db.close()
 
 
-def _drain(messages: Any, per: list[ScenarioResult], seen: dict[int, set[str]]) -> None:
-    """Collect findings already reported by workers (their files are on disk)."""
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        try:
-            msg = messages.get(timeout=0.1)
-        except (queue_mod.Empty, OSError, EOFError):
-            break
-        if msg[0] == "found":
-            si, found = msg[2], msg[3]
-            sig = str(found.failure.get("signature"))
-            if sig not in seen[si]:
-                seen[si].add(sig)
-                per[si].failures.append(found)
+async def start_engine(opts: CampaignOptions) -> Engine:
+    if opts.jobs == 1 and opts.scheduler is None:
+        return LocalEngine()
+    engine = DaskEngine(jobs=opts.jobs, address=opts.scheduler)
+    try:
+        await trio.to_thread.run_sync(engine.start)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(engine.close)
+        raise
+    return engine
 
 
-def _remove_quietly(path: str) -> None:
+async def run_until_interrupted(
+    body: Callable[[], Awaitable[None]], on_interrupt: Callable[[], None]
+) -> bool:
+    """Run ``body``; on SIGINT (Ctrl-C) call ``on_interrupt`` and cancel it cleanly.
+
+    True if it was interrupted. The campaign's own cleanup (folding what came
+    back, closing the cluster, writing campaign.json) runs in its finally
+    blocks, shielded.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        await body()
+        return False
+    interrupted = AsyncBool(False)
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+
+        async def watch() -> None:
+            async for _ in signals:
+                on_interrupt()
+                interrupted.value = True
+                return
+
+        await wait_any(body, watch)
+    return bool(interrupted.value)
+
+
+def remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.remove(path)
 
 
-def spec_refs(specs: list[RunSpec]) -> list[_SpecRef]:
-    return [
-        _SpecRef(
-            s.scenario.name,
-            dict(s.params),
-            s.config.to_json(),
-            tuple(sorted(s.inject)),
-            tuple(sorted(s.patch)),
-        )
-        for s in specs
-    ]
+__all__ = [
+    "CAMPAIGN_FILE",
+    "DEFAULT_RUNS",
+    "DONE",
+    "INTERRUPTED",
+    "NOT_RUN",
+    "CampaignOptions",
+    "CampaignResult",
+    "Found",
+    "ProgressSink",
+    "ProgressStats",
+    "ScenarioResult",
+    "make_planner",
+    "run_campaign",
+    "run_until_interrupted",
+    "start_engine",
+]

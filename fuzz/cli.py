@@ -126,8 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="PCT bug depth with --strategy pct (default 3)",
     )
     _add_common_run_args(s)
-    s.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
-    s.add_argument("--out", default="failures", help="directory for replay files")
+    s.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="worker processes of an embedded Dask cluster (default 1: this process); "
+        "the same failures whatever N",
+    )
+    s.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run on an existing Dask cluster (its workers need panthor-testbed installed)",
+    )
+    s.add_argument(
+        "--example-db",
+        metavar="DIR|redis://HOST:PORT",
+        help="replay the failing (and coverage-increasing) sequences kept there first; "
+        "save this campaign's failing ones there",
+    )
+    s.add_argument(
+        "--out",
+        default="failures",
+        help="directory for replay files and campaign.json (default failures)",
+    )
     s.add_argument(
         "--keep-going", action="store_true", help="do not stop a scenario at its first failure"
     )

@@ -67,6 +67,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             keep_going=args.keep_going,
             witness_runs=args.witness_runs,
             jobs=args.jobs,
+            scheduler=args.scheduler,
+            example_db=args.example_db,
             progress=progress,
         )
     except api.Interrupted as stop:
@@ -89,6 +91,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                 "runs": result.runs,
                 "failures": result.failures,
                 "elapsed_s": round(result.elapsed_s, 3),
+                "workers": result.workers,
                 **({"interrupted": True} if result.interrupted else {}),
             }
         )

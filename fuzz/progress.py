@@ -1,4 +1,10 @@
-"""A progress bar for campaigns on a terminal (stderr); silent otherwise."""
+"""A progress bar for campaigns on a terminal (stderr); silent otherwise.
+
+The line shows the current scenario's bar, runs/s, steps/s and failures;
+then, for the campaign as a whole (:class:`ProgressStats`, every progress
+tick), the seed functions reached (when coverage is collected), the
+lock-order pairs seen, and with several workers the runs each one did.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import sys
 import time
 from typing import TextIO
 
-from .campaign import Found, ProgressSink, ScenarioResult
+from .campaign import Found, ProgressSink, ProgressStats, ScenarioResult
 
 
 def _fmt_rate(x: float) -> str:
@@ -40,6 +46,7 @@ class ProgressBar(ProgressSink):
         self.steps = 0
         self.failures = 0
         self.drawn = False  # a bar is on the screen
+        self.campaign = ProgressStats()
 
     def start(self, name: str, total: int | None, budget_s: float | None) -> None:
         self.name, self.total, self.budget = name, total, budget_s
@@ -50,6 +57,10 @@ class ProgressBar(ProgressSink):
 
     def update(self, name: str, runs: int, steps: int, failures: int) -> None:
         self.runs, self.steps, self.failures = runs, steps, failures
+        self._draw()
+
+    def stats(self, stats: ProgressStats) -> None:
+        self.campaign = stats
         self._draw()
 
     def found(self, name: str, found: Found) -> None:
@@ -94,7 +105,8 @@ class ProgressBar(ProgressSink):
         fails = f" {self.failures} failure{'s' if self.failures != 1 else ''}"
         tail = (
             f" {count} {_fmt_rate(self.runs / elapsed)} runs/s "
-            f"{_fmt_rate(self.steps / elapsed)} steps/s{fails} {_fmt_time(elapsed)}{eta}"
+            f"{_fmt_rate(self.steps / elapsed)} steps/s{fails}{self._campaign_text()} "
+            f"{_fmt_time(elapsed)}{eta}"
         )
         name = self.name[:24].ljust(24)
         bar_w = max(10, width - len(name) - len(tail) - 4)
@@ -104,3 +116,14 @@ class ProgressBar(ProgressSink):
         self.stream.write("\r" + line[: width - 1].ljust(width - 1))
         self.stream.flush()
         self.drawn = True
+
+    def _campaign_text(self) -> str:
+        c = self.campaign
+        out = ""
+        if c.functions_reached is not None:
+            out += f" {c.functions_reached}/{c.functions_total} fns"
+        if c.lock_pairs:
+            out += f" {c.lock_pairs} lock pairs"
+        if len(c.per_worker) > 1:
+            out += " workers " + "/".join(str(n) for n in c.per_worker.values())
+        return out

@@ -615,8 +615,8 @@ def fuzz(request: pytest.FixtureRequest) -> Fuzz:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix != ".json":
-        return None
+    if file_path.suffix != ".json" or file_path.name == "campaign.json":
+        return None  # campaign.json: what `fuzz --out DIR` writes beside its replay files
     config = parent.config
     if parent.session.isinitpath(file_path) or _matches(file_path, config):
         collected: ReplayFileTest = ReplayFileTest.from_parent(parent, path=file_path)

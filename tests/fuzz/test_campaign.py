@@ -11,8 +11,6 @@ from panthor_testbed.fuzz.campaign import (
     CampaignResult,
     ProgressSink,
     run_campaign,
-    run_campaign_parallel,
-    spec_refs,
 )
 from panthor_testbed.fuzz.replayer import replay
 from panthor_testbed.fuzz.replayfile import ReplayFile
@@ -93,21 +91,6 @@ def test_a_lockdep_report_relying_on_an_earlier_run_replays(tmp_path: Path) -> N
     assert rf.lockdep_edges and rf.lockdep_edges[0]["origin"]["run_id"] != rf.run_id
     report = trio.run(replay, rf, 2)
     assert report.reproduced == 2 and report.digest_matches == 2
-
-
-def test_parallel_campaign_finds_the_same_failures(tmp_path: Path) -> None:
-    opts = CampaignOptions(runs=120, seed=4, jobs=2, out=str(tmp_path / "p"), keep_going=True)
-    specs = [RunSpec.make(get_scenario("lost-update"))]
-    par = CampaignResult()
-    run_campaign_parallel(spec_refs(specs), opts, ProgressSink(), par)
-    seq = _campaign(
-        ["lost-update"],
-        CampaignOptions(runs=120, seed=4, out=str(tmp_path / "s"), keep_going=True),
-    )
-    assert par.scenarios[0].runs == 120
-    assert {f.failure["signature"] for f in par.scenarios[0].failures} == {
-        f.failure["signature"] for f in seq.scenarios[0].failures
-    }
 
 
 def test_time_budget_bounds_the_campaign(tmp_path: Path) -> None:

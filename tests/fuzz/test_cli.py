@@ -122,7 +122,7 @@ def test_clean_scenario_exits_zero(capsys: pytest.CaptureFixture[str], tmp_path:
     )
     assert code == 0
     assert "abba" in out and "ok" in out and "0 failure(s)" in out
-    assert not list(tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["campaign.json"]  # no replay file
 
 
 def test_user_scenario_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

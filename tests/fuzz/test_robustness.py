@@ -82,14 +82,14 @@ def test_fuzz_out_that_is_a_file(capsys: pytest.CaptureFixture[str], tmp_path: P
     _one_line_exit_2(code, out, err, "is not a directory")
 
 
-def test_fuzz_leaves_no_empty_out_directory(
+def test_fuzz_writes_only_campaign_json_when_nothing_fails(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     out_dir = tmp_path / "new" / "failures"
     code, _, _ = _run(
         capsys, "fuzz", "abba", "--param", "inverted=false", "--runs", "5", "--out", str(out_dir)
     )
-    assert code == 0 and not out_dir.exists()
+    assert code == 0 and [p.name for p in out_dir.iterdir()] == ["campaign.json"]
 
 
 def test_shrink_output_that_cannot_be_written(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Final
 
 import trio
 
@@ -57,7 +57,16 @@ from panthor_testbed.mmu.panthor_sched import (
     panthor_sched_unplug,
 )
 from panthor_testbed.mmu.physmem import PhysMem
-from panthor_testbed.sched import Kernel, KernelConfig, RandomWalk
+from panthor_testbed.sched import (
+    DmaFence,
+    InvariantViolation,
+    Kernel,
+    KernelConfig,
+    Mutex,
+    RandomWalk,
+    mutex_lock,
+    mutex_unlock,
+)
 from panthor_testbed.sched.core.harness import run
 from panthor_testbed.sched.deferred.irq import IrqDesc, free_irq
 from panthor_testbed.sched.deferred.workqueue import (
@@ -71,6 +80,7 @@ from panthor_testbed.sched.drm.drm_drv import drm_managed_release
 from panthor_testbed.sched.drm.drm_gem import drm_gem_object_put
 
 from .bench import BenchOptions, Figure, bench
+from .scenario import Range
 
 BO_VA = 0x100000
 BO_SIZE = 16 * 4096
@@ -111,8 +121,10 @@ async def bind_and_job(k: Kernel) -> None:
     assert isinstance(bo, PanthorGemObject)
     assert await panthor_vm_map_bo_range(vm, bo, 0, BO_SIZE, BO_VA, 0) == 0
     gh = await gpu_group_create(pfile, vm_id)
-    fence = await panthor_job_submit(pfile, gh, [(BO_VA + 0x10, GPU_READ), (BO_VA + 0x5008, GPU_WRITE)])
-    assert not isinstance(fence, int) and hasattr(fence, "ops")
+    fence = await panthor_job_submit(
+        pfile, gh, [(BO_VA + 0x10, GPU_READ), (BO_VA + 0x5008, GPU_WRITE)]
+    )
+    assert isinstance(fence, DmaFence)
     await gpu_job_wait(fence)
     assert await panthor_group_destroy(pfile, gh) == 0
     assert await gpu_wait_groups_released(ptdev)
@@ -173,6 +185,37 @@ def bench_coverage(options: BenchOptions) -> list[Figure]:
     return figures
 
 
+# ---------------------------------------------------------------------- magic chain
+
+MAGIC: Final = (3, 1, 2, 3, 2, 1, 3, 2)
+MAGIC_SCENARIO: Final = "panthor_testbed.fuzz.bench_coverage:magic_chain"
+
+
+async def magic_chain(k: Kernel, depth: Annotated[int, Range(1, len(MAGIC))] = 4) -> None:
+    """A bug behind a chain of data values: each value right takes one more lock.
+
+    Built to need coverage: a random walk draws each value right with
+    probability 1/6 (a non-zero value half the time, then one of three), so
+    it needs about 6**depth runs; but each level reached is a lock-order pair
+    no run had before, so the coverage planner keeps that run and extends it.
+    """
+    base = Mutex("magic-base")
+    locks = [Mutex(f"magic-{i}") for i in range(depth)]
+    await mutex_lock(base)
+    taken = 0
+    for i in range(depth):
+        if k.choose_data(4, 0.5, f"value {i}") != MAGIC[i]:
+            break
+        await mutex_lock(locks[i])
+        taken += 1
+    complete = taken == depth
+    for lock in reversed(locks[:taken]):
+        await mutex_unlock(lock)
+    await mutex_unlock(base)
+    if complete:
+        raise InvariantViolation(f"the magic chain of {depth} values was completed")
+
+
 # ---------------------------------------------------------------------- time to bug
 
 
@@ -195,26 +238,28 @@ def runs_to_bug(
 
 # Demo scenarios measured always (the catalogue's scenarios may not exist yet).
 DEMOS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("lost-wakeup", {}),
     ("abba", {}),
-    ("magic-chain", {}),
+    ("lost-wakeup", {}),
+    ("refcount-race", {}),
+    ("lost-update", {}),
+    (MAGIC_SCENARIO, {}),
 )
 
 
 def _targets() -> list[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
     from .bugs import catalogue
-    from .scenario import get_scenario
+    from .scenario import ScenarioError, get_scenario
 
     out: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = []
     for bug in catalogue():
         try:
             get_scenario(bug.scenario)
-        except Exception:
+        except ScenarioError:
             continue  # its scenario is not written yet
         inject = (bug.slug,) if bug.kind == "pre-seed" else ()
         out.append((bug.slug, bug.scenario, {}, inject))
     for name, params in DEMOS:
-        out.append((name, name, params, ()))
+        out.append((name.rsplit(":", 1)[-1].replace("_", "-"), name, params, ()))
     return out
 
 

@@ -291,10 +291,14 @@ def instrumentation() -> Instrumentation:
         importlib.import_module(SEED_MODULE)
         inst = _INSTRUMENTATION = Instrumentation()
         inst.add_module(SEED_MODULE)
-    prefix = CATALOGUE_PACKAGE + "."
-    for modname in [m for m in sys.modules if m.startswith(prefix)]:
-        if modname not in inst.modules and hasattr(sys.modules[modname], "REPLACES"):
-            inst.add_module(modname)
+    # A catalogue module may have been imported since (an --inject of another run).
+    bugs = sys.modules.get(CATALOGUE_PACKAGE)
+    entries = getattr(bugs, "ENTRIES", None)
+    if isinstance(entries, dict):
+        for name in entries.values():
+            modname = f"{CATALOGUE_PACKAGE}.{name}"
+            if modname not in inst.modules and modname in sys.modules:
+                inst.add_module(modname)
     return inst
 
 

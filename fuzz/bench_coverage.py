@@ -292,7 +292,7 @@ def time_to_bug_figures(
                 _median(found["portfolio"]),
                 note=(
                     f"median over {seeds} seeds, budget {budget} runs; seconds: coverage "
-                    f"{_median(secs['coverage']):.2f}, default {_median(secs['portfolio']):.2f}"
+                    f"{_median(secs['coverage']):.3f}, default {_median(secs['portfolio']):.3f}"
                 ),
             )
         )

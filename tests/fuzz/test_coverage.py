@@ -236,3 +236,16 @@ def test_a_replay_with_coverage_on_repeats_the_run() -> None:
         bind_and_job, strategy=Replay(k.choices, strict=True), config=KernelConfig(coverage=True)
     )
     assert again.trace.digest() == k.trace.digest()
+
+
+def test_the_bench_reports_cost_and_time_to_bug_beside_their_baselines() -> None:
+    from panthor_testbed.fuzz.bench import BenchOptions
+    from panthor_testbed.fuzz.bench_coverage import bench_coverage
+
+    figures = {f.name: f for f in bench_coverage(BenchOptions(quick=True))}
+    on = figures["coverage-on"]
+    assert on.baseline == "coverage-off" and on.ratio is not None and on.ratio > 0
+    for name in ("magic-chain", "lost-wakeup", "abba"):
+        f = figures[f"time-to-bug-coverage-{name}"]
+        assert f.baseline == f"time-to-bug-default-{name}" and f.unit == "runs"
+        assert f.baseline_value is not None and 1 <= f.value <= 60

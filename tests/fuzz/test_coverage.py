@@ -249,3 +249,15 @@ def test_the_bench_reports_cost_and_time_to_bug_beside_their_baselines() -> None
         f = figures[f"time-to-bug-coverage-{name}"]
         assert f.baseline == f"time-to-bug-default-{name}" and f.unit == "runs"
         assert f.baseline_value is not None and 1 <= f.value <= 60
+
+
+def test_a_catalogue_replacement_is_probed_under_its_seed_name() -> None:
+    from panthor_testbed.fuzz.bugs import get_entry
+
+    entry = get_entry("vm-pool-get-without-xa-lock")
+    replacement = entry.replaces["panthor_testbed.mmu.panthor_mmu:panthor_vm_pool_get_vm"]
+    inst = C.instrumentation()
+    probed = [fn for fn, _, _ in inst.swaps if fn is replacement]
+    assert probed and probed[0].__name__ == "panthor_vm_pool_get_vm"
+    # the model's function and the catalogue's each have an entry probe, one name
+    assert [n for n, _ in inst.entry].count("panthor_vm_pool_get_vm") == 2

@@ -29,7 +29,7 @@ PROG = "panthor-testbed"
 
 # sched.core.strategy.STRATEGIES, spelled out so the parser loads no model
 # code (a test checks the two agree).
-STRATEGIES = ("portfolio", "random", "pct")
+STRATEGIES = ("portfolio", "random", "pct", "coverage")
 
 
 class UsageError(InputError):
@@ -117,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=STRATEGIES,
         default="portfolio",
-        help="portfolio (default: random walk and PCT at depths 1-3, alternating), random, pct",
+        help=(
+            "portfolio (default: random walk and PCT at depths 1-3, alternating), random, pct, "
+            "coverage (mutants of the runs that reached new coverage; docs/coverage.md)"
+        ),
     )
     s.add_argument(
         "--depth",

@@ -29,7 +29,7 @@ import types
 from bisect import insort
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from .failure import (
     ExecutorError,
@@ -42,7 +42,7 @@ from .thread import IRQ_TID, BlockReason, SimThread, ThreadState
 from .trace import TIMER_TID, Trace
 
 if TYPE_CHECKING:
-    from ..locking.lockdep import Lockdep
+    from ..locking.lockdep import HeldLock, Lockdep
     from ..mm.memory import Memory
 
 _RUNNABLE = ThreadState.RUNNABLE
@@ -65,6 +65,7 @@ class KernelConfig:
     time_limit_ns: int = 3600 * NSEC_PER_SEC
     alloc_fail_nth: int = 0  # fail the Nth failable allocation (0: off)
     alloc_fail_probability: float = 0.0  # each allocation fails with p, drawn from the strategy
+    coverage: bool = False  # collect coverage (k.coverage; never changes what the run does)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -81,6 +82,20 @@ class KernelConfig:
             elif not isinstance(got, want) or (want is int and isinstance(got, bool)):
                 raise ValueError(f"config field {name!r} must be {want.__name__}")
         return cfg
+
+
+class CoverageHooks(Protocol):
+    """What a coverage collector hears from a run (``panthor_testbed.fuzz.coverage``)."""
+
+    def start(self, k: Kernel) -> None: ...
+
+    def stop(self, k: Kernel) -> None: ...
+
+    def on_lock(self, held: list[HeldLock], key: str) -> None: ...
+
+    def on_irq(self, timer: str) -> None: ...
+
+    def on_alloc(self, failed: bool) -> None: ...
 
 
 class Timer:
@@ -219,6 +234,12 @@ class Kernel:
         if self.config.lockdep:
             self.lockdep = lockdep if lockdep is not None else _lockdep.default_lockdep()
         self.mem: Memory = _memory.Memory(self)
+        # None unless the config asks: every hook is one None check when off.
+        self.coverage: CoverageHooks | None = None
+        if self.config.coverage:
+            from ...fuzz.coverage import Collector
+
+            self.coverage = Collector(self)
         self.exit_checks: list[Callable[[Kernel], None]] = []
         self.objects: dict[str, Any] = {}  # scenario-visible handles (device, vms, ...)
         self._timer_thread: SimThread | None = None
@@ -459,6 +480,8 @@ class Kernel:
             self.now = tm.deadline
         tm.active = False
         self.steps += 1
+        if self.coverage is not None:
+            self.coverage.on_irq(tm.name)
         saved = self.current
         self.current = self.timer_thread
         try:
@@ -709,6 +732,9 @@ class Kernel:
         _K = self
         self._running = True
         self.strategy.start_run(self)
+        cov = self.coverage
+        if cov is not None:
+            cov.start(self)
         try:
             body = functools.partial(fn, **kwargs) if kwargs else fn
             self.current = self.spawn(body, self, *args, name="init")
@@ -718,6 +744,8 @@ class Kernel:
             _K = None
             self._running = False
             self.tracing = False
+            if cov is not None:
+                cov.stop(self)
             self.strategy.end_run(self)
         if self.finished and not any(f.extra.get("fatal") for f in self.failures):
             self._exit_checks()

@@ -299,7 +299,9 @@ class HypothesisData(Strategy):
 
 
 PORTFOLIO_DEPTHS = (1, 2, 3)
-STRATEGIES = ("portfolio", "random", "pct")
+# "coverage" is a planner (fuzz/coverage_planner.py): its runs are portfolio
+# runs or mutants of its corpus, so one of its runs on its own is a portfolio run.
+STRATEGIES = ("portfolio", "random", "pct", "coverage")
 
 
 def portfolio_member(run_index: int) -> tuple[str, int]:
@@ -322,7 +324,7 @@ def make_strategy(
     run_index: int = 0,
 ) -> Strategy:
     """Build a campaign strategy by its CLI name (``portfolio`` picks one by ``run_index``)."""
-    if name == "portfolio":
+    if name in ("portfolio", "coverage"):
         name, member_depth = portfolio_member(run_index)
         depth = member_depth or depth
     if name == "random":

@@ -242,6 +242,8 @@ class Lockdep:
             site = fast_site(3)
         hlock = HeldLock(m, cls, read, trylock, nest_lock, site, k.steps if k else 0)
         if held and not trylock and (k is None or not k.stopping):
+            if k is not None and k.coverage is not None:
+                k.coverage.on_lock(held, cls.key)
             self._validate_chain(k, t, hlock)
         elif nest_lock is not None and (k is None or not k.stopping):
             self._check_nest_lock(k, t, hlock)

@@ -143,6 +143,8 @@ class Memory:
                 )
                 == 1
             )
+        if self.k.coverage is not None:
+            self.k.coverage.on_alloc(fail)
         if fail:
             self.injected_failures += 1
             self.k.ev("alloc-fail", "", f"#{self.failable}")

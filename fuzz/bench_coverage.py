@@ -1,0 +1,304 @@
+"""Coverage figures: what collecting it costs, and what the coverage planner buys.
+
+* ``coverage-on`` (baseline ``coverage-off``): wall time of the same random
+  runs of a driver scenario (a VM with a BO bound, a group, one GPU job,
+  group destroyed, unbound, device unplugged; all on the real driver
+  paths) with ``KernelConfig.coverage`` on and off, interleaved and best
+  of several rounds. The ratio is the price of coverage (the brief: <= 1.20).
+* ``time-to-bug-coverage-<name>`` (baseline ``time-to-bug-default-<name>``):
+  for each catalogue entry whose scenario exists (and, always, the
+  executor's demo scenarios), the median over seeds of the runs a campaign
+  needs to its first failure with ``--strategy coverage`` and with the
+  default portfolio; runs are deterministic, so the figure is in runs, and
+  the note gives the median seconds of each.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Final
+
+import trio
+
+from panthor_testbed.mmu import panthor_device
+from panthor_testbed.mmu.gem_shmem import PanthorGemObject, panthor_gem_create
+from panthor_testbed.mmu.gpu_jobs import (
+    gpu_file_close,
+    gpu_file_open,
+    gpu_group_create,
+    gpu_job_wait,
+    gpu_vm_create,
+    gpu_wait_groups_released,
+    panthor_job_submit,
+    vm_of,
+)
+from panthor_testbed.mmu.hw.csf import Csf, CsfConfig
+from panthor_testbed.mmu.hw.gpu_access import GPU_READ, GPU_WRITE
+from panthor_testbed.mmu.hw.mmu_hw import MaliHw, MaliHwConfig
+from panthor_testbed.mmu.panthor_device import (
+    PANTHOR_DEVICE_PM_STATE_ACTIVE,
+    PanthorDevice,
+    PanthorFile,
+)
+from panthor_testbed.mmu.panthor_fw_iface import panthor_fw_sched, panthor_fw_sched_init
+from panthor_testbed.mmu.panthor_mmu import (
+    panthor_mmu_init,
+    panthor_mmu_pt_cache_fini,
+    panthor_mmu_pt_cache_init,
+    panthor_mmu_unplug,
+    panthor_vm_map_bo_range,
+    panthor_vm_unmap_range,
+)
+from panthor_testbed.mmu.panthor_sched import (
+    panthor_group_destroy,
+    panthor_sched_init,
+    panthor_sched_unplug,
+)
+from panthor_testbed.mmu.physmem import PhysMem
+from panthor_testbed.sched import (
+    DmaFence,
+    InvariantViolation,
+    Kernel,
+    KernelConfig,
+    Mutex,
+    RandomWalk,
+    mutex_lock,
+    mutex_unlock,
+)
+from panthor_testbed.sched.core.harness import run
+from panthor_testbed.sched.deferred.irq import IrqDesc, free_irq
+from panthor_testbed.sched.deferred.workqueue import (
+    WQ_UNBOUND,
+    WorkStruct,
+    alloc_ordered_workqueue,
+    alloc_workqueue,
+    destroy_workqueue,
+)
+from panthor_testbed.sched.drm.drm_drv import drm_managed_release
+from panthor_testbed.sched.drm.drm_gem import drm_gem_object_put
+
+from .bench import BenchOptions, Figure, bench
+from .scenario import Range
+
+BO_VA = 0x100000
+BO_SIZE = 16 * 4096
+
+
+async def _no_reset(work: WorkStruct) -> None:
+    """The reset work: the bench's job never faults, so it never runs."""
+
+
+async def bind_and_job(k: Kernel) -> None:
+    """A device, a VM with a BO bound, one GPU job, then everything released and unplugged."""
+    from panthor_testbed.sched.deferred.workqueue import INIT_WORK
+
+    phys = PhysMem(size=64 << 20).install()
+    hw = MaliHw(phys, MaliHwConfig(as_present=0xFF)).install()
+    Csf(hw, CsfConfig()).install()
+    ptdev = PanthorDevice(hw)
+    ptdev.gpu_info.mmu_features = hw.config.mmu_features
+    ptdev.gpu_info.as_present = 0xFF
+    ptdev.pm.state.v = PANTHOR_DEVICE_PM_STATE_ACTIVE
+    mmu_desc = IrqDesc(40, "mmu")
+    hw.set_mmu_irq_handler(mmu_desc.trigger)
+    ptdev.irqs["mmu"] = mmu_desc
+    ptdev.irqs["job"] = IrqDesc(41, "job")
+    panthor_device.panthor_cleanup_wq = await alloc_workqueue("panthor-cleanup", WQ_UNBOUND, 0)
+    ptdev.reset.wq = await alloc_ordered_workqueue("panthor-reset-wq", 0)
+    ptdev.reset.work = INIT_WORK(_no_reset, "&ptdev->reset.work", ptdev)
+    assert await panthor_mmu_pt_cache_init() == 0
+    assert await panthor_mmu_init(ptdev) == 0
+    assert await panthor_fw_sched_init(ptdev) == 0
+    assert await panthor_sched_init(ptdev) == 0
+
+    pfile = await gpu_file_open(ptdev)
+    assert isinstance(pfile, PanthorFile)
+    vm_id = await gpu_vm_create(pfile)
+    vm = vm_of(pfile, vm_id)
+    bo = await panthor_gem_create(BO_SIZE, "bo")
+    assert isinstance(bo, PanthorGemObject)
+    assert await panthor_vm_map_bo_range(vm, bo, 0, BO_SIZE, BO_VA, 0) == 0
+    gh = await gpu_group_create(pfile, vm_id)
+    fence = await panthor_job_submit(
+        pfile, gh, [(BO_VA + 0x10, GPU_READ), (BO_VA + 0x5008, GPU_WRITE)]
+    )
+    assert isinstance(fence, DmaFence)
+    await gpu_job_wait(fence)
+    assert await panthor_group_destroy(pfile, gh) == 0
+    assert await gpu_wait_groups_released(ptdev)
+    assert await panthor_vm_unmap_range(vm, BO_VA, BO_SIZE) == 0
+    await drm_gem_object_put(bo)
+    await gpu_file_close(pfile)
+    assert await gpu_wait_groups_released(ptdev)
+
+    assert ptdev.mmu is not None
+    await panthor_sched_unplug(ptdev)
+    fw = panthor_fw_sched(ptdev)
+    await fw.irq.suspend()
+    await panthor_mmu_unplug(ptdev)
+    await free_irq(ptdev.irqs["mmu"], ptdev.mmu.irq)
+    await free_irq(ptdev.irqs["job"], fw.irq)
+    await drm_managed_release(ptdev.base)
+    assert ptdev.reset.wq is not None and panthor_device.panthor_cleanup_wq is not None
+    await destroy_workqueue(ptdev.reset.wq)
+    await destroy_workqueue(panthor_device.panthor_cleanup_wq)
+    panthor_device.panthor_cleanup_wq = None
+    panthor_mmu_pt_cache_fini()
+
+
+def run_driver(seed: int, *, coverage: bool, trace: bool = True) -> Kernel:
+    """One random run of :func:`bind_and_job`."""
+    cfg = KernelConfig(coverage=coverage, trace=trace)
+    return run(bind_and_job, strategy=RandomWalk(seed, 1200), config=cfg)
+
+
+def _timed(runs: int, coverage: bool) -> float:
+    t0 = time.perf_counter()
+    for seed in range(runs):
+        run_driver(seed, coverage=coverage)
+    return time.perf_counter() - t0
+
+
+@bench("coverage")
+def bench_coverage(options: BenchOptions) -> list[Figure]:
+    runs = options.n(30, 4)
+    rounds = options.n(5, 2)
+    run_driver(0, coverage=True)  # the probed copies are made once per process
+    off: list[float] = []
+    on: list[float] = []
+    for _ in range(rounds):  # interleaved, so drift hits both alike
+        off.append(_timed(runs, False))
+        on.append(_timed(runs, True))
+    figures = [
+        Figure(
+            "coverage-on",
+            min(on) / runs * 1e3,
+            "ms/run",
+            "coverage-off",
+            min(off) / runs * 1e3,
+            note=f"driver scenario (bind + GPU job), {runs} random runs, best of {rounds}",
+        )
+    ]
+    figures.extend(time_to_bug_figures(options))
+    return figures
+
+
+# ---------------------------------------------------------------------- magic chain
+
+MAGIC: Final = (3, 1, 2, 3, 2, 1, 3, 2)
+MAGIC_SCENARIO: Final = "panthor_testbed.fuzz.bench_coverage:magic_chain"
+
+
+async def magic_chain(k: Kernel, depth: Annotated[int, Range(1, len(MAGIC))] = 4) -> None:
+    """A bug behind a chain of data values: each value right takes one more lock.
+
+    Built to need coverage: a random walk draws each value right with
+    probability 1/6 (a non-zero value half the time, then one of three), so
+    it needs about 6**depth runs; but each level reached is a lock-order pair
+    no run had before, so the coverage planner keeps that run and extends it.
+    """
+    base = Mutex("magic-base")
+    locks = [Mutex(f"magic-{i}") for i in range(depth)]
+    await mutex_lock(base)
+    taken = 0
+    for i in range(depth):
+        if k.choose_data(4, 0.5, f"value {i}") != MAGIC[i]:
+            break
+        await mutex_lock(locks[i])
+        taken += 1
+    complete = taken == depth
+    for lock in reversed(locks[:taken]):
+        await mutex_unlock(lock)
+    await mutex_unlock(base)
+    if complete:
+        raise InvariantViolation(f"the magic chain of {depth} values was completed")
+
+
+# ---------------------------------------------------------------------- time to bug
+
+
+def runs_to_bug(
+    scenario: str,
+    strategy: str,
+    seed: int,
+    budget: int,
+    *,
+    params: dict[str, Any] | None = None,
+    inject: tuple[str, ...] = (),
+) -> tuple[int | None, float]:
+    """Runs (1-based) a campaign needs to its first fatal failure, and the seconds it took."""
+    from .coverage_planner import first_failure
+
+    t0 = time.perf_counter()
+    n = first_failure(scenario, strategy, seed, budget, params=params, inject=inject)
+    return n, time.perf_counter() - t0
+
+
+# Demo scenarios measured always (the catalogue's scenarios may not exist yet).
+DEMOS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("abba", {}),
+    ("lost-wakeup", {}),
+    ("refcount-race", {}),
+    ("lost-update", {}),
+    (MAGIC_SCENARIO, {}),
+)
+
+
+def _targets() -> list[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
+    from .bugs import catalogue
+    from .scenario import ScenarioError, get_scenario
+
+    out: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = []
+    for bug in catalogue():
+        try:
+            get_scenario(bug.scenario)
+        except ScenarioError:
+            continue  # its scenario is not written yet
+        inject = (bug.slug,) if bug.kind == "pre-seed" else ()
+        out.append((bug.slug, bug.scenario, {}, inject))
+    for name, params in DEMOS:
+        out.append((name.rsplit(":", 1)[-1].replace("_", "-"), name, params, ()))
+    return out
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs)) if xs else float("nan")
+
+
+def time_to_bug_figures(
+    options: BenchOptions, targets: Callable[[], list[Any]] = _targets
+) -> list[Figure]:
+    seeds = options.n(7, 2)
+    budget = options.n(400, 60)
+    figures = []
+    for slug, scenario, params, inject in targets():
+        found: dict[str, list[float]] = {}
+        secs: dict[str, list[float]] = {}
+        for strategy in ("coverage", "portfolio"):
+            found[strategy], secs[strategy] = [], []
+            for seed in range(1, seeds + 1):
+                n, s = runs_to_bug(scenario, strategy, seed, budget, params=params, inject=inject)
+                # Not found within the budget counts as the budget (a lower bound).
+                found[strategy].append(float(n if n is not None else budget))
+                secs[strategy].append(s)
+        figures.append(
+            Figure(
+                f"time-to-bug-coverage-{slug}",
+                _median(found["coverage"]),
+                "runs",
+                f"time-to-bug-default-{slug}",
+                _median(found["portfolio"]),
+                note=(
+                    f"median over {seeds} seeds, budget {budget} runs; seconds: coverage "
+                    f"{_median(secs['coverage']):.3f}, default {_median(secs['portfolio']):.3f}"
+                ),
+            )
+        )
+    return figures
+
+
+def main() -> None:  # pragma: no cover - manual use
+    for f in trio.run(trio.to_thread.run_sync, lambda: bench_coverage(BenchOptions())):
+        print(f.to_json())

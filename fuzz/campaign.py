@@ -217,6 +217,8 @@ class _Campaign:
         self.per_worker: dict[str, int] = {}
         self.db = ExampleDb.open(opts.example_db) if opts.example_db else None
         self.coverage = opts.coverage if opts.coverage is not None else coverage_available()
+        if opts.strategy == "coverage":
+            self.coverage = True  # the planner feeds on it
         if self.coverage and not coverage_available():
             self.coverage = False
         self.totals: Any = None
@@ -422,8 +424,23 @@ def _si_of(edge: dict[str, Any]) -> int:
 
 
 def make_planner(
-    spec: RunSpec, opts: CampaignOptions, prefixes: Sequence[tuple[int, ...]]
+    spec: RunSpec,
+    opts: CampaignOptions,
+    prefixes: Sequence[tuple[int, ...]],
+    save: Callable[[tuple[int, ...]], None] | None = None,
 ) -> Planner:
+    """The planner of one scenario: coverage-guided for ``--strategy coverage``."""
+    if opts.strategy == "coverage":
+        from .coverage_planner import CoveragePlanner
+
+        return CoveragePlanner(
+            spec.scenario.name,
+            dict(spec.params),
+            seed=opts.seed,
+            depth=opts.depth,
+            prefixes=prefixes,
+            save=save,
+        )
     return PortfolioPlanner(
         spec.scenario.name,
         dict(spec.params),
@@ -444,8 +461,11 @@ async def _drive(
     """Plan, hand out and fold one scenario's batches (see planner.py for the rule)."""
     opts, engine = camp.opts, camp.engine
     total = opts.runs_per_scenario()
-    prefixes = camp.db.prefixes(ExampleDb.key(spec.scenario.name, spec.params)) if camp.db else []
-    planner = make_planner(spec, opts, prefixes)
+    key = ExampleDb.key(spec.scenario.name, spec.params)
+    db = camp.db
+    prefixes = db.prefixes(key) if db else []
+    save = (lambda choices: db.save_interesting(key, choices)) if db else None
+    planner = make_planner(spec, opts, prefixes, save)
     fold = _ScenarioFold(camp, si, spec, current)
     ref = SpecRef.of(spec)
     plans: dict[int, tuple[RunPlan, ...]] = {}

@@ -14,6 +14,7 @@ import pytest
 from panthor_testbed.sched import (
     GFP_KERNEL,
     MAX_SCHEDULE_TIMEOUT,
+    Completion,
     DmaFence,
     DmaFenceOps,
     DrmGpuScheduler,
@@ -23,6 +24,8 @@ from panthor_testbed.sched import (
     ErrPtr,
     Kernel,
     KernelConfig,
+    complete,
+    complete_all,
     dma_fence_context_alloc,
     dma_fence_get,
     dma_fence_init,
@@ -45,14 +48,16 @@ from panthor_testbed.sched import (
     kfree,
     kmalloc,
     kzalloc,
+    wait_for_completion,
 )
 from panthor_testbed.sched.core.harness import arun
 from panthor_testbed.sched.drm.drm_sched import drm_sched_fault
+from panthor_testbed.sched.drm.drm_sched_entity import drm_sched_entity_modify_sched
 from panthor_testbed.sched.drm.drm_sched_types import (
     DRM_GPU_SCHED_STAT_NOMINAL,
     DRM_SCHED_FENCE_DONT_PIPELINE,
 )
-from panthor_testbed.sched.errno import ECANCELED, EIO, ESRCH, ETIME
+from panthor_testbed.sched.errno import ECANCELED, EINVAL, EIO, ESRCH, ETIME
 
 MS = 1_000_000
 
@@ -650,3 +655,217 @@ async def test_freeing_a_job_rearms_the_timeout_for_the_next() -> None:
     timedout = seen["timedout"]
     assert isinstance(timedout, tuple)
     assert timedout[0] == 2 and 15 <= timedout[1] <= 17
+
+
+# ---------------------------------------------------------------------- entities (sched_entity.c)
+
+
+async def test_entity_init_rejects_a_missing_sched_list_with_einval() -> None:
+    """``drm_sched_entity_init()``: ``!(entity && sched_list && (num_sched_list == 0 ||
+    sched_list[0]))`` is -EINVAL; an empty list with ``num_sched_list == 0`` is valid (v6.14:
+    an entity may be set up before its scheduler) and leaves the entity without an rq."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        seen["no list"] = await drm_sched_entity_init(DrmSchedEntity("e0"), 0, None, 1, None)
+        e = DrmSchedEntity("e1")
+        seen["empty list"] = await drm_sched_entity_init(e, 0, [], 0, None)
+        seen["rq"] = e.rq
+
+    await run_case(body)
+    assert seen == {"no list": -EINVAL, "empty list": 0, "rq": None}
+
+
+async def test_entity_with_one_scheduler_is_never_moved() -> None:
+    """``drm_sched_entity_init()`` keeps ``sched_list`` only for ``num_sched_list > 1``, so
+    ``drm_sched_entity_select_rq()`` returns at once ("single possible engine and already
+    selected") and ``drm_sched_pick_best()`` is never asked: a job of an entity with one
+    scheduler runs there even while that scheduler is marked not ready."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        sched, ops = await new_sched(k)
+        e = await new_entity(sched, "e")
+        seen["sched_list"] = e.sched_list
+        sched.ready = False  # a driver's ring marked down (amdgpu does this on a hang)
+        j = await push(e, 1)
+        await k.sleep_ns(MS)
+        seen["on"] = j.sched.name if j.sched is not None else None
+        seen["ran"] = list(ops.ran)
+        sched.ready = True
+        await complete_hw(j)
+        await teardown(k, sched, e)
+
+    await run_case(body)
+    assert seen == {"sched_list": None, "on": "sched", "ran": [1]}
+
+
+async def test_idle_entity_moves_to_the_least_loaded_scheduler_at_every_arm() -> None:
+    """``drm_sched_job_arm()`` -> ``drm_sched_entity_select_rq()``: an entity with several
+    schedulers whose queue is empty and whose last job finished goes to
+    ``drm_sched_pick_best()``'s scheduler (lowest score, the first on a tie), and it keeps
+    its ``sched_list``, so the choice is made again at the next arm."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        a, a_ops = await new_sched(k, "a")
+        b, b_ops = await new_sched(k, "b")
+        e = DrmSchedEntity("e")
+        assert await drm_sched_entity_init(e, 0, [a, b], 2, None) == 0
+        j1 = await push(e, 1)  # scores 0/0: the first, a
+        f1 = await dma_fence_get(finished(j1))
+        assert f1 is not None
+        busy = await new_entity(a, "busy")
+        jb = await push(busy, 10)  # keeps a's score at 1
+        await k.sleep_ns(MS)
+        await complete_hw(j1)
+        await k.sleep_ns(MS)
+        seen["j1 finished"] = dma_fence_test_signaled_flag(f1)
+        await dma_fence_put(f1)
+        j2 = await push(e, 2)  # scores 1/0: b
+        await k.sleep_ns(MS)
+        seen["ran"] = {"a": list(a_ops.ran), "b": list(b_ops.ran)}
+        await complete_hw(j2)
+        await complete_hw(jb)
+        await teardown(k, a, e, busy)
+        await teardown(k, b)
+
+    await run_case(body)
+    assert seen == {"j1 finished": True, "ran": {"a": [1, 10], "b": [2]}}
+
+
+class PrepareBackend(Backend):
+    """A backend with ``prepare_job``: the first call for each job returns ``gate``."""
+
+    has_prepare_job = True
+
+    def __init__(self, k: Kernel, name: str) -> None:
+        super().__init__(k, name)
+        self.gate: DmaFence | None = None
+        self.prepared: list[int] = []
+
+    async def prepare_job(self, job: DrmSchedJob, entity: DrmSchedEntity) -> DmaFence | None:
+        assert isinstance(job, HwJob)
+        if job.tag in self.prepared:
+            return None
+        self.prepared.append(job.tag)
+        return await dma_fence_get(self.gate)
+
+
+async def test_prepare_job_fences_are_waited_for_after_the_dependencies() -> None:
+    """``drm_sched_job_dependency()``: once the job's dependency array is used up, the
+    scheduler asks ``ops->prepare_job()`` for more fences, and the job waits for each."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        ops = PrepareBackend(k, "sched")
+        sched = DrmGpuScheduler("sched")
+        assert (
+            await drm_sched_init(
+                sched, ops, None, 1, 8, 0, MAX_SCHEDULE_TIMEOUT, None, None, "sched", None
+            )
+            == 0
+        )
+        gate = DmaFence(HW_OPS, None, dma_fence_context_alloc(1), 1)
+        gate.signaller_hint = "the test"
+        ops.gate = gate
+        e = await new_entity(sched, "e")
+        j = await push(e, 1)
+        await k.sleep_ns(MS)
+        seen["before"] = (list(ops.prepared), list(ops.ran))
+        await dma_fence_signal(gate)
+        await k.sleep_ns(MS)
+        seen["after"] = list(ops.ran)
+        await complete_hw(j)
+        await dma_fence_put(gate)
+        await teardown(k, sched, e)
+
+    await run_case(body)
+    assert seen == {"before": ([1], []), "after": [1]}
+
+
+class GatedBackend(Backend):
+    """``run_job`` blocks until the test opens ``gate`` (a driver taking a contended lock)."""
+
+    def __init__(self, k: Kernel, name: str) -> None:
+        super().__init__(k, name)
+        self.in_run_job = Completion("in_run_job")
+        self.gate = Completion("gate")
+
+    async def run_job(self, job: DrmSchedJob) -> DmaFence | ErrPtr | None:
+        await complete_all(self.in_run_job)
+        await wait_for_completion(self.gate)
+        fence = await super().run_job(job)
+        self.log.append("run_job returns")
+        return fence
+
+
+async def test_entity_kill_waits_until_the_scheduler_is_done_with_the_entity() -> None:
+    """``drm_sched_entity_kill()``: ``wait_for_completion(&entity->entity_idle)`` ("Make sure
+    this entity is not used by the scheduler at the moment"): the run work re-armed the
+    completion when it selected the entity and completes it only after ``run_job``, so an
+    entity killed meanwhile is given back to its owner only after ``run_job`` returned."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        ops = GatedBackend(k, "sched")
+        sched = DrmGpuScheduler("sched")
+        assert (
+            await drm_sched_init(
+                sched, ops, None, 1, 8, 0, MAX_SCHEDULE_TIMEOUT, None, None, "sched", None
+            )
+            == 0
+        )
+        e = await new_entity(sched, "e")
+        j = await push(e, 1)
+
+        async def killer() -> None:
+            await wait_for_completion(ops.in_run_job)
+            await drm_sched_entity_fini(e)
+            ops.log.append("fini returned")
+
+        t = k.spawn(killer, name="killer")
+        await wait_for_completion(ops.in_run_job)
+        await k.sleep_ns(MS)
+        ops.log.append("gate opened")
+        await complete(ops.gate)
+        await t.join()
+        seen["log"] = list(ops.log)
+        await complete_hw(j)
+        await teardown(k, sched)
+
+    await run_case(body)
+    assert seen == {"log": ["gate opened", "run 1", "run_job returns", "fini returned"]}
+
+
+async def test_entity_moved_to_a_single_scheduler_settles_there() -> None:
+    """``drm_sched_entity_modify_sched()`` to one scheduler, then ``drm_sched_entity_select_rq()``:
+    the next arm of an idle entity moves it there and drops ``sched_list`` (``num_sched_list
+    == 1``), so later arms never ask ``drm_sched_pick_best()`` again: the entity stays even
+    while that scheduler is marked not ready."""
+    seen: dict[str, object] = {}
+
+    async def body(k: Kernel) -> None:
+        a, a_ops = await new_sched(k, "a")
+        b, b_ops = await new_sched(k, "b")
+        e = await new_entity(a, "e")
+        drm_sched_entity_modify_sched(e, [b], 1)
+        j1 = await push(e, 1)
+        f1 = await dma_fence_get(finished(j1))
+        assert f1 is not None
+        await k.sleep_ns(MS)
+        await complete_hw(j1)
+        await k.sleep_ns(MS)
+        seen["sched_list"] = e.sched_list
+        b.ready = False  # a driver's ring marked down
+        j2 = await push(e, 2)
+        await k.sleep_ns(MS)
+        seen["ran"] = {"a": list(a_ops.ran), "b": list(b_ops.ran)}
+        b.ready = True
+        await complete_hw(j2)
+        await dma_fence_put(f1)
+        await teardown(k, b, e)
+        await teardown(k, a)
+
+    await run_case(body)
+    assert seen == {"sched_list": None, "ran": {"a": [], "b": [1, 2]}}

@@ -24,6 +24,7 @@ from panthor_testbed.sched import (
     wait_for_completion,
     ww_acquire_fini,
     ww_acquire_init,
+    ww_mutex_destroy,
     ww_mutex_lock,
     ww_mutex_lock_slow,
     ww_mutex_set_deadlock_injection,
@@ -184,3 +185,46 @@ async def test_slowpath_injection_interval_grows() -> None:
     k = await arun(scenario)
     clean(k)
     assert intervals == [(3, 3), (10, 10)]
+
+
+async def test_acquire_init_clears_the_contending_lock_of_a_reused_context() -> None:
+    """``ww_acquire_init()`` sets ``ctx->contending_lock = NULL`` (DEBUG_WW_MUTEXES): a context
+    that backed off from an -EDEADLK, was finished and is initialised again starts clean, so
+    its first lock of another mutex is not taken for a wrong slow-path lock
+    (``ww_mutex_lock_acquired()``'s ``ww_ctx->contending_lock != ww`` WARN)."""
+    contending: list[bool] = []
+
+    async def scenario(k: Kernel) -> None:
+        locks = [WwMutex(WD, f"l{i}") for i in range(3)]
+        ctx = WwAcquireCtx()
+        await ww_acquire_init(ctx, WD)
+        # ctx#1's injection countdown is 1: the third lock gets the -EDEADLK.
+        assert [await ww_mutex_lock(m, ctx) for m in locks] == [0, 0, -EDEADLK]
+        contending.append(ctx.contending_lock is locks[2])
+        for m in reversed(locks[:2]):
+            await ww_mutex_unlock(m)
+        await ww_acquire_fini(ctx)
+        await ww_acquire_init(ctx, WD)
+        contending.append(ctx.contending_lock is None)
+        assert await ww_mutex_lock(locks[0], ctx) == 0
+        await ww_mutex_unlock(locks[0])
+        await ww_acquire_fini(ctx)
+
+    k = await arun(scenario)
+    clean(k)
+    assert contending == [True, True]
+
+
+async def test_destroy_of_a_locked_ww_mutex_warns() -> None:
+    """``ww_mutex_destroy()`` = ``mutex_destroy()``: ``DEBUG_LOCKS_WARN_ON(mutex_is_locked(lock))``
+    while the mutex is held; destroying an unlocked one is silent."""
+
+    async def scenario(k: Kernel) -> None:
+        held, free = WwMutex(WD, "held"), WwMutex(WD, "free")
+        await ww_mutex_lock(held, None)
+        ww_mutex_destroy(free)
+        ww_mutex_destroy(held)
+        await ww_mutex_unlock(held)
+
+    k = await arun(scenario)
+    assert [f.signature for f in k.failures] == ["warn:mutex-destroy-locked:wd_sem_mutex"]

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Final
 
 import trio
 
-from panthor_testbed.mmu import panthor_device
+from panthor_testbed.mmu.bringup import device_fini, device_init
 from panthor_testbed.mmu.gem_shmem import PanthorGemObject, panthor_gem_create
 from panthor_testbed.mmu.gpu_jobs import (
     gpu_file_close,
@@ -34,29 +34,17 @@ from panthor_testbed.mmu.gpu_jobs import (
     panthor_job_submit,
     vm_of,
 )
-from panthor_testbed.mmu.hw.csf import Csf, CsfConfig
 from panthor_testbed.mmu.hw.gpu_access import GPU_READ, GPU_WRITE
-from panthor_testbed.mmu.hw.mmu_hw import MaliHw, MaliHwConfig
 from panthor_testbed.mmu.panthor_device import (
-    PANTHOR_DEVICE_PM_STATE_ACTIVE,
-    PanthorDevice,
     PanthorFile,
 )
-from panthor_testbed.mmu.panthor_fw_iface import panthor_fw_sched, panthor_fw_sched_init
 from panthor_testbed.mmu.panthor_mmu import (
-    panthor_mmu_init,
-    panthor_mmu_pt_cache_fini,
-    panthor_mmu_pt_cache_init,
-    panthor_mmu_unplug,
     panthor_vm_map_bo_range,
     panthor_vm_unmap_range,
 )
 from panthor_testbed.mmu.panthor_sched import (
     panthor_group_destroy,
-    panthor_sched_init,
-    panthor_sched_unplug,
 )
-from panthor_testbed.mmu.physmem import PhysMem
 from panthor_testbed.sched import (
     DmaFence,
     InvariantViolation,
@@ -68,15 +56,6 @@ from panthor_testbed.sched import (
     mutex_unlock,
 )
 from panthor_testbed.sched.core.harness import run
-from panthor_testbed.sched.deferred.irq import IrqDesc, free_irq
-from panthor_testbed.sched.deferred.workqueue import (
-    WQ_UNBOUND,
-    WorkStruct,
-    alloc_ordered_workqueue,
-    alloc_workqueue,
-    destroy_workqueue,
-)
-from panthor_testbed.sched.drm.drm_drv import drm_managed_release
 from panthor_testbed.sched.drm.drm_gem import drm_gem_object_put
 
 from .bench import BenchOptions, Figure, bench
@@ -86,32 +65,9 @@ BO_VA = 0x100000
 BO_SIZE = 16 * 4096
 
 
-async def _no_reset(work: WorkStruct) -> None:
-    """The reset work: the bench's job never faults, so it never runs."""
-
-
 async def bind_and_job(k: Kernel) -> None:
     """A device, a VM with a BO bound, one GPU job, then everything released and unplugged."""
-    from panthor_testbed.sched.deferred.workqueue import INIT_WORK
-
-    phys = PhysMem(size=64 << 20).install()
-    hw = MaliHw(phys, MaliHwConfig(as_present=0xFF)).install()
-    Csf(hw, CsfConfig()).install()
-    ptdev = PanthorDevice(hw)
-    ptdev.gpu_info.mmu_features = hw.config.mmu_features
-    ptdev.gpu_info.as_present = 0xFF
-    ptdev.pm.state.v = PANTHOR_DEVICE_PM_STATE_ACTIVE
-    mmu_desc = IrqDesc(40, "mmu")
-    hw.set_mmu_irq_handler(mmu_desc.trigger)
-    ptdev.irqs["mmu"] = mmu_desc
-    ptdev.irqs["job"] = IrqDesc(41, "job")
-    panthor_device.panthor_cleanup_wq = await alloc_workqueue("panthor-cleanup", WQ_UNBOUND, 0)
-    ptdev.reset.wq = await alloc_ordered_workqueue("panthor-reset-wq", 0)
-    ptdev.reset.work = INIT_WORK(_no_reset, "&ptdev->reset.work", ptdev)
-    assert await panthor_mmu_pt_cache_init() == 0
-    assert await panthor_mmu_init(ptdev) == 0
-    assert await panthor_fw_sched_init(ptdev) == 0
-    assert await panthor_sched_init(ptdev) == 0
+    ptdev = await device_init(k)
 
     pfile = await gpu_file_open(ptdev)
     assert isinstance(pfile, PanthorFile)
@@ -133,19 +89,7 @@ async def bind_and_job(k: Kernel) -> None:
     await gpu_file_close(pfile)
     assert await gpu_wait_groups_released(ptdev)
 
-    assert ptdev.mmu is not None
-    await panthor_sched_unplug(ptdev)
-    fw = panthor_fw_sched(ptdev)
-    await fw.irq.suspend()
-    await panthor_mmu_unplug(ptdev)
-    await free_irq(ptdev.irqs["mmu"], ptdev.mmu.irq)
-    await free_irq(ptdev.irqs["job"], fw.irq)
-    await drm_managed_release(ptdev.base)
-    assert ptdev.reset.wq is not None and panthor_device.panthor_cleanup_wq is not None
-    await destroy_workqueue(ptdev.reset.wq)
-    await destroy_workqueue(panthor_device.panthor_cleanup_wq)
-    panthor_device.panthor_cleanup_wq = None
-    panthor_mmu_pt_cache_fini()
+    await device_fini(ptdev)
 
 
 def run_driver(seed: int, *, coverage: bool, trace: bool = True) -> Kernel:

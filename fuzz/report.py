@@ -56,51 +56,10 @@ DEFAULT_OUTPUT = "report.html"
 DEFAULT_SHRINK_RUNS = 300
 TRACE_ROWS = 400  # events of an interleaving shown (the last ones)
 
-# The seed's functions (panthor_mmu.c at the seed), in source order: used when
-# panthor_testbed.fuzz.coverage (which owns the list) is not there.
-_SEED_FUNCTIONS = (
-    "alloc_pt", "free_pt", "wait_ready", "write_cmd", "lock_region",
-    "mmu_hw_do_operation_locked", "mmu_hw_do_operation", "panthor_mmu_as_enable",
-    "panthor_mmu_as_disable", "panthor_mmu_fault_mask", "panthor_mmu_as_fault_mask",
-    "panthor_vm_has_unhandled_faults", "panthor_vm_is_unusable", "panthor_vm_release_as_locked",
-    "panthor_vm_active", "panthor_vm_idle", "panthor_vm_page_size", "panthor_vm_stop",
-    "panthor_vm_start", "panthor_vm_as", "get_pgsize", "panthor_vm_flush_range",
-    "panthor_vm_flush_all", "panthor_vm_unmap_pages", "panthor_vm_map_pages", "flags_to_prot",
-    "panthor_vm_alloc_va", "panthor_vm_free_va", "panthor_vm_bo_put",
-    "panthor_vm_cleanup_op_ctx", "panthor_vm_op_ctx_get_vma", "panthor_vm_op_ctx_prealloc_vmas",
-    "panthor_vm_prepare_map_op_ctx", "panthor_vm_prepare_unmap_op_ctx",
-    "panthor_vm_prepare_sync_only_op_ctx", "panthor_vm_get_bo_for_va",
-    "panthor_vm_create_get_user_va_range", "panthor_vm_create_check_args",
-    "panthor_vm_pool_create_vm", "panthor_vm_destroy", "panthor_vm_pool_destroy_vm",
-    "panthor_vm_pool_get_vm", "panthor_vm_pool_destroy", "panthor_vm_pool_create",
-    "mmu_tlb_flush_all", "mmu_tlb_flush_walk", "access_type_name", "panthor_mmu_irq_handler",
-    "panthor_mmu_suspend", "panthor_mmu_resume", "panthor_mmu_pre_reset",
-    "panthor_mmu_post_reset", "panthor_vm_free", "panthor_vm_put", "panthor_vm_get",
-    "panthor_vm_get_heap_pool", "mair_to_memattr", "panthor_vma_link", "panthor_vma_unlink",
-    "panthor_vma_init", "panthor_gpuva_sm_step_map", "panthor_gpuva_sm_step_remap",
-    "panthor_gpuva_sm_step_unmap", "panthor_vm_resv", "panthor_vm_root_gem",
-    "panthor_vm_exec_op", "panthor_vm_bind_run_job", "panthor_vm_bind_job_release",
-    "panthor_vm_bind_job_put", "panthor_vm_bind_free_job", "panthor_vm_bind_timedout_job",
-    "panthor_vm_create", "panthor_vm_bind_prepare_op_ctx",
-    "panthor_vm_bind_job_cleanup_op_ctx_work", "panthor_vm_bind_job_create",
-    "panthor_vm_bind_job_prepare_resvs", "panthor_vm_bind_job_update_resvs",
-    "panthor_vm_update_resvs", "panthor_vm_bind_exec_sync_op", "panthor_vm_map_bo_range",
-    "panthor_vm_unmap_range", "panthor_vm_prepare_mapped_bos_resvs", "panthor_mmu_unplug",
-    "panthor_mmu_release_wq", "panthor_mmu_init", "show_vm_gpuvas", "show_each_vm",
-    "panthor_mmu_debugfs_init", "panthor_mmu_pt_cache_init", "panthor_mmu_pt_cache_fini",
-)  # fmt: skip
-
 
 def seed_functions() -> tuple[str, ...]:
-    """``panthor_testbed.fuzz.coverage.SEED_FUNCTIONS`` when it exists, else the copy here."""
-    try:
-        module = importlib.import_module(f"{__package__}.coverage")
-    except ImportError:
-        return _SEED_FUNCTIONS
-    names = getattr(module, "SEED_FUNCTIONS", None)
-    if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
-        return tuple(names)
-    return _SEED_FUNCTIONS
+    """The seed's 90 functions in source order (``panthor_testbed.fuzz.coverage`` owns the list)."""
+    return tuple(importlib.import_module(f"{__package__}.coverage").SEED_FUNCTIONS)
 
 
 # ---------------------------------------------------------------------- reading DIR

@@ -210,12 +210,12 @@ async def ioctl_vm_bind_async(
     vm = await panthor_vm_pool_get_vm(c.pfile.vms, vm_id)
     if not vm:
         return -EINVAL, None
-    ret, fence = await _vm_bind_async_submit(c.drm, vm, op)
+    ret, fence = await vm_bind_async_submit(c.drm, vm, op)
     await panthor_vm_put(vm)
     return ret, fence
 
 
-async def _vm_bind_async_submit(
+async def vm_bind_async_submit(
     file: DrmFile, vm: PanthorVm, op: drm_panthor_vm_bind_op
 ) -> tuple[int, DmaFence | None]:
     """``panthor_ioctl_vm_bind_async()``'s submit sequence for one op."""

@@ -279,7 +279,7 @@ def test_a_user_scenario_that_moved_away_is_reported_not_fatal(
 # ---------------------------------------------------------------------- the parts
 
 
-def test_seed_functions_come_from_the_coverage_module_when_there_is_one(
+def test_seed_functions_come_from_the_coverage_module(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     names = seed_functions()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from panthor_testbed.fuzz.scenarios.actors import vm_bind_async_submit
 from panthor_testbed.mmu import panthor_device
 from panthor_testbed.mmu.gem_shmem import PanthorGemObject, panthor_gem_create
 from panthor_testbed.mmu.hw.csf import Csf, CsfConfig
@@ -27,35 +28,18 @@ from panthor_testbed.mmu.panthor_device import (
 from panthor_testbed.mmu.panthor_drm import drm_panthor_vm_bind_op
 from panthor_testbed.mmu.panthor_mmu import (
     PanthorVm,
-    PanthorVmBindJob,
     panthor_mmu_init,
     panthor_mmu_pt_cache_fini,
     panthor_mmu_pt_cache_init,
-    panthor_vm_bind_job_create,
-    panthor_vm_bind_job_prepare_resvs,
-    panthor_vm_bind_job_put,
-    panthor_vm_bind_job_update_resvs,
     panthor_vm_create,
 )
 from panthor_testbed.mmu.physmem import PhysMem
 from panthor_testbed.sched import (
-    DRM_EXEC_IGNORE_DUPLICATES,
-    DRM_EXEC_INTERRUPTIBLE_WAIT,
-    IS_ERR,
-    PTR_ERR,
     DmaFence,
-    DrmExec,
     Kernel,
     KernelConfig,
     Strategy,
     current_kernel,
-    dma_fence_get,
-    drm_exec_cleanup,
-    drm_exec_fini,
-    drm_exec_init,
-    drm_exec_is_contended,
-    drm_sched_entity_push_job,
-    drm_sched_job_arm,
 )
 from panthor_testbed.sched.core.failure import Failure
 from panthor_testbed.sched.core.harness import run
@@ -165,30 +149,7 @@ async def vm_bind_async(
     file: DrmFile, vm: PanthorVm, op: drm_panthor_vm_bind_op
 ) -> tuple[int, DmaFence | None]:
     """One op of ``panthor_ioctl_vm_bind_async()``: returns (ret, finished fence reference)."""
-    job = await panthor_vm_bind_job_create(file, vm, op)
-    if IS_ERR(job):
-        return PTR_ERR(job), None
-    assert isinstance(job, PanthorVmBindJob)
-    exec = DrmExec()
-    await drm_exec_init(exec, DRM_EXEC_INTERRUPTIBLE_WAIT | DRM_EXEC_IGNORE_DUPLICATES, 0)
-    ret = 0
-    while await drm_exec_cleanup(exec):
-        ret = await panthor_vm_bind_job_prepare_resvs(exec, job)
-        if drm_exec_is_contended(exec):
-            continue
-        if ret:
-            break
-    if ret:
-        await drm_exec_fini(exec)
-        await panthor_vm_bind_job_put(job)
-        return ret, None
-    await drm_sched_job_arm(job)
-    assert job.s_fence is not None
-    finished = await dma_fence_get(job.s_fence.finished)
-    await panthor_vm_bind_job_update_resvs(exec, job)
-    await drm_sched_entity_push_job(job)  # the job is owned by the scheduler now
-    await drm_exec_fini(exec)
-    return 0, finished
+    return await vm_bind_async_submit(file, vm, op)
 
 
 class RegLog:

@@ -19,6 +19,7 @@ MODULES: tuple[str, ...] = (
     "panthor_testbed.fuzz.bench_kobj",
     "panthor_testbed.fuzz.bench_gpuvm",
     "panthor_testbed.fuzz.bench_mmu",
+    "panthor_testbed.fuzz.bench_driver",
     "panthor_testbed.fuzz.bench_campaign",
     "panthor_testbed.fuzz.bench_coverage",
 )

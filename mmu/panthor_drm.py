@@ -62,10 +62,13 @@ def _flatten(obj: Any, layout: Layout, out: list[int]) -> bool:
         values = value if n > 1 else [value]
         if not isinstance(values, list | tuple) or len(values) != n:
             return False
+        signed = code[-1].islower()
         for v in values:
             if type(v) is not int and type(v) is not bool:
                 return False
-            out.append(int(v) & ((1 << width) - 1))
+            u = int(v) & ((1 << width) - 1)
+            # A signed field (__s32/__s64) keeps its two's-complement value.
+            out.append(u - (1 << width) if signed and u >> (width - 1) else u)
     return True
 
 

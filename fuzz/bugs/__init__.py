@@ -29,8 +29,13 @@ ENTRIES: dict[str, str] = {
     "obtain-prealloc-without-resv": "obtain_prealloc_without_resv",
     "prepare-map-enomem-returns-0": "prepare_map_enomem_returns_0",
     "unmap-vma-prealloc-one-short": "unmap_vma_prealloc_one_short",
+    "unmap-failure-desyncs-gpuvm": "unmap_failure_desyncs_gpuvm",
+    "sm-step-map-leaks-vma": "sm_step_map_leaks_vma",
+    "submit-fence-on-dropped-contended-bo": "submit_fence_on_dropped_contended_bo",
     "irq-mask-not-restored-on-reenable": "irq_mask_not_restored_on_reenable",
     "reset-failure-skips-sched-post-reset": "reset_failure_skips_sched_post_reset",
+    "pre-reset-warns-on-runnable-groups": "pre_reset_warns_on_runnable_groups",
+    "tick-ignores-group-bind-failure": "tick_ignores_group_bind_failure",
 }
 
 
@@ -64,8 +69,13 @@ def catalogue() -> list[Bug]:
     return [get_bug(slug) for slug in ENTRIES]
 
 
+# The kinds ``--patch`` takes: the seed still has the bug.
+PATCHABLE: tuple[Kind, ...] = ("latent", "upstream")
+
+
 def latent_slugs() -> list[str]:
-    return [b.slug for b in catalogue() if b.kind == "latent"]
+    """Every entry ``--patch all`` installs (latent and upstream ones)."""
+    return [b.slug for b in catalogue() if b.kind in PATCHABLE]
 
 
 def check_selection(inject: Iterable[str], patch: Iterable[str]) -> None:
@@ -74,7 +84,7 @@ def check_selection(inject: Iterable[str], patch: Iterable[str]) -> None:
         if get_bug(slug).kind != "pre-seed":
             raise UnknownBug(f"{slug} is a latent bug of the seed: --patch it, not --inject")
     for slug in patch:
-        if slug != "all" and get_bug(slug).kind != "latent":
+        if slug != "all" and get_bug(slug).kind not in PATCHABLE:
             raise UnknownBug(f"{slug} was fixed before the seed: --inject it, not --patch")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["pre-seed", "latent"]
+Kind = Literal["pre-seed", "latent", "upstream"]
 
 
 @dataclass(frozen=True)
@@ -15,11 +15,14 @@ class Bug:
     ``pre-seed``: fixed before the seed's revision; the seed holds the fix and
     ``--inject SLUG`` installs the pre-fix code. ``latent``: the seed still
     has the bug; ``--patch SLUG`` installs the kernel's later fix.
+    ``upstream``: found by this testbed, still in the kernel as far as we
+    know (no fixing commit, ``commit`` is ``"none"``); ``--patch SLUG``
+    installs the fix we propose, so that ``--patch all`` is a clean model.
     """
 
     slug: str
     kind: Kind
-    commit: str  # the kernel commit that fixed it (12 hex digits)
+    commit: str  # the kernel commit that fixed it (12 hex digits; "none" for upstream)
     title: str  # that commit's title
     functions: tuple[str, ...]  # the functions the fix touches
     breaks: str  # what goes wrong with the bug present

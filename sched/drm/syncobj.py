@@ -205,20 +205,32 @@ async def drm_syncobj_add_point(
     k.ev("syncobj_add_point", syncobj.name, f"{point}: {fence.label}")
 
 
+# DRM_SYNCOBJ_WAIT_FOR_SUBMIT_TIMEOUT: how long drm_syncobj_find_fence() waits for a fence.
+DRM_SYNCOBJ_WAIT_FOR_SUBMIT_TIMEOUT: Final = 5 * 10**9
+
+
 async def drm_syncobj_find_fence(
-    file: object, handle: int, point: int, flags: int
+    file: object,
+    handle: int,
+    point: int,
+    flags: int,
+    timeout_ns: int = DRM_SYNCOBJ_WAIT_FOR_SUBMIT_TIMEOUT,
 ) -> tuple[int, DmaFence | None]:
-    """``drm_syncobj_find_fence()``: (0, fence) or (-ENOENT / -EINVAL, None).
+    """``drm_syncobj_find_fence()``: (0, fence) or (-ENOENT / -EINVAL / -ETIME, None).
 
     ``point > 0`` looks a timeline point up; a point already signalled comes
     back as ``dma_fence_get_stub()``. Without a fence (and without
-    WAIT_FOR_SUBMIT) it is -EINVAL.
+    WAIT_FOR_SUBMIT) it is -EINVAL; with WAIT_FOR_SUBMIT it waits up to
+    ``timeout_ns`` for one (the kernel's fixed 5 s here; the WAIT ioctls wait
+    up to the user's deadline, as ``drm_syncobj_array_wait_timeout()`` does),
+    then -ETIME.
     """
     if flags & ~DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT:
         return -EINVAL, None
     syncobj = await drm_syncobj_find(file, handle)
     if syncobj is None:
         return -ENOENT, None
+    deadline = current_kernel().now + timeout_ns
     try:
         if flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT:
             might_sleep()
@@ -235,7 +247,10 @@ async def drm_syncobj_find_fence(
                 ret = -EINVAL
             if not flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT:
                 return ret, None
-            await syncobj.submit_wq.wait()
+            left = deadline - current_kernel().now
+            if left <= 0:
+                return -ETIME, None
+            await syncobj.submit_wq.wait(left)
     finally:
         await drm_syncobj_put(syncobj)
 
@@ -288,17 +303,21 @@ async def drm_syncobj_wait(
     cur = k.current
     assert cur is not None
     fences: list[DmaFence] = []
+    deadline = k.now + timeout_ns
     try:
         for i, handle in enumerate(handles):
             point = points[i] if points is not None else 0
             ret, fence = await drm_syncobj_find_fence(
-                file, handle, point, flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT
+                file,
+                handle,
+                point,
+                flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
+                max(0, deadline - k.now),
             )
             if ret:
                 return ret, 0
             assert fence is not None
             fences.append(fence)
-        deadline = k.now + timeout_ns
         if flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL:
             for fence in fences:
                 left = max(0, deadline - k.now)

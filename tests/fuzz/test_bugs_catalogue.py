@@ -6,7 +6,7 @@ import pytest
 
 from panthor_testbed.fuzz.bugs import ENTRIES, UnknownBug, get_entry, installed
 from panthor_testbed.fuzz.bugs.install import resolve, source_diff
-from panthor_testbed.mmu import panthor_mmu
+from panthor_testbed.mmu import panthor_mmu, panthor_sched
 
 
 @pytest.mark.parametrize("slug", list(ENTRIES))
@@ -21,11 +21,16 @@ def test_an_entry_differs_from_the_port_by_the_kernel_patch_only(slug: str) -> N
 @pytest.mark.parametrize("slug", list(ENTRIES))
 def test_an_entry_is_described(slug: str) -> None:
     bug = get_entry(slug).bug
-    assert bug.slug == slug and bug.kind in ("pre-seed", "latent")
-    assert len(bug.commit) == 12 and int(bug.commit, 16) >= 0
+    assert bug.slug == slug and bug.kind in ("pre-seed", "latent", "upstream")
+    if bug.kind == "upstream":
+        # Still in the kernel: no fixing commit; the patch is the one proposed here.
+        assert bug.commit == "none" and "(proposed here)" in bug.title
+    else:
+        assert len(bug.commit) == 12 and int(bug.commit, 16) >= 0
     assert bug.title.startswith("drm/panthor: ") and bug.functions and bug.breaks
     for fn in bug.functions:
-        assert hasattr(panthor_mmu, fn) or fn.startswith("panthor_device")
+        ported = hasattr(panthor_mmu, fn) or hasattr(panthor_sched, fn)
+        assert ported or fn.startswith("panthor_device")
 
 
 def test_installing_replaces_every_binding_and_undo_restores_them() -> None:

@@ -65,7 +65,7 @@ def test_bugs_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     assert [b["slug"] for b in doc] == list(ENTRIES)
     for b in doc:
         assert set(b) >= {"slug", "kind", "commit", "title", "functions", "scenario"}
-        assert b["kind"] in ("pre-seed", "latent")
+        assert b["kind"] in ("pre-seed", "latent", "upstream")
     code, out, _ = _run(capsys, "bugs")
     assert code == 0 and "vm-pool-get-without-xa-lock (pre-seed, --inject): 444fa5b100e5" in out
 

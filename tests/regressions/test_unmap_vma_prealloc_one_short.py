@@ -7,7 +7,7 @@ from panthor_testbed.fuzz.bugs import latent_slugs
 from ._find import find, replay
 
 SLUG = "unmap-vma-prealloc-one-short"
-RUNS = 40
+RUNS = 150
 OTHERS = tuple(s for s in latent_slugs() if s != SLUG)
 
 

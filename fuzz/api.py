@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
-from .bugs import selection
+from .bugs import ensure_installed, selection
 from .campaign import (
     CampaignOptions,
     CampaignResult,
@@ -107,6 +107,18 @@ class Interrupted(KeyboardInterrupt):
 
 
 # ---------------------------------------------------------------------- scenarios
+
+
+_T = TypeVar("_T")
+
+
+def _trio_run(fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    """``trio.run``, then the catalogue code the runs installed is taken out again
+    (runs in a row keep it; a caller's own use of the model afterwards must not see it)."""
+    try:
+        return trio.run(fn, *args)
+    finally:
+        ensure_installed(frozenset(), frozenset())
 
 
 def list_scenarios() -> list[ScenarioInfo]:
@@ -336,7 +348,7 @@ def fuzz(
             # that has imported the model and runs no event loop yet.
             engine = DaskEngine(jobs=jobs, address=scheduler)
             engine.start()
-        interrupted = trio.run(main)
+        interrupted = _trio_run(main)
     except BaseException as exc:
         _reraise(exc, result)
         raise
@@ -484,7 +496,7 @@ def replay(
     names the scenario when the file cannot find it; ``perfetto`` writes the
     last run as a Chrome/Perfetto trace.
     """
-    return trio.run(
+    return _trio_run(
         lambda: areplay(
             path_or_obj,
             times=times,
@@ -529,7 +541,7 @@ def shrink(
 ) -> ShrinkResult:
     """Minimise a failing replay file's schedule; ``output`` writes the result
     (``result.shrunk`` is the new ReplayFile either way)."""
-    return trio.run(
+    return _trio_run(
         lambda: ashrink(path_or_obj, max_runs=max_runs, scenario=scenario, output=output)
     )
 
@@ -586,7 +598,7 @@ def explore(
     max_schedules, time_budget = _deepening_budget(preemption_bound, max_schedules, time_budget)
     created = check_output_dir(out, "--out") if out is not None else False
     try:
-        trio.run(
+        _trio_run(
             lambda: explore_scenario(
                 spec, preemption_bound, max_schedules, out, stop_at_first, summary, time_budget
             )

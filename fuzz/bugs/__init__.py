@@ -31,6 +31,7 @@ ENTRIES: dict[str, str] = {
     "unmap-vma-prealloc-one-short": "unmap_vma_prealloc_one_short",
     "unmap-failure-desyncs-gpuvm": "unmap_failure_desyncs_gpuvm",
     "sm-step-map-leaks-vma": "sm_step_map_leaks_vma",
+    "kernel-bo-on-extobj-list": "kernel_bo_on_extobj_list",
     "submit-fence-on-dropped-contended-bo": "submit_fence_on_dropped_contended_bo",
     "irq-mask-not-restored-on-reenable": "irq_mask_not_restored_on_reenable",
     "reset-failure-skips-sched-post-reset": "reset_failure_skips_sched_post_reset",

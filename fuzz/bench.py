@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "panthor_testbed.fuzz.bench_driver",
     "panthor_testbed.fuzz.bench_campaign",
     "panthor_testbed.fuzz.bench_coverage",
+    "panthor_testbed.fuzz.bench_bugs",
 )
 
 

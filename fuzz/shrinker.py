@@ -19,6 +19,7 @@ the deviations shrunk again on the smaller scenario.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from panthor_testbed.sched import Kernel, Replay, Strategy
@@ -119,12 +120,19 @@ async def shrink(
     devs = deviations(base.log)
     before = len(devs)
     runs = 1
+    # A shrunk run is never longer than the original: fewer deviations from the
+    # canonical schedule can cost more steps (a thread left to run waits out a
+    # timeout), and a reviewer reads steps, not deviations.
+    limit = (k.steps, len(k.choices))
+
+    def fails_no_longer(k2: Kernel) -> bool:
+        return same_failure(k2, rf) and k2.steps <= limit[0] and len(k2.choices) <= limit[1]
 
     async def still_fails(cand: dict[Key, Pick]) -> bool:
         nonlocal best_k, best_log, runs, devs
         runs += 1
         k2, rec = await _attempt(rf, spec, cand)
-        if same_failure(k2, rf):
+        if fails_no_longer(k2):
             best_k, best_log = k2, rec.log
             devs = deviations(rec.log)
             return True
@@ -173,7 +181,9 @@ async def shrink(
                     inject=tuple(spec.inject),
                     patch=tuple(spec.patch),
                 )
-                found = await _fails_smaller(cand_spec, rf, devs, best_log, max_runs - runs)
+                found = await _fails_smaller(
+                    cand_spec, rf, devs, best_log, max_runs - runs, fails_no_longer
+                )
                 runs += found[0]
                 if found[1] is not None:
                     spec = cand_spec
@@ -195,7 +205,7 @@ async def shrink(
             rec = DecisionRecorder(dfs)
             runs += 1
             k2 = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
-            if same_failure(k2, rf):
+            if fails_no_longer(k2):
                 best_k, best_log = k2, rec.log
                 devs = deviations(rec.log)
                 break
@@ -223,6 +233,7 @@ async def _fails_smaller(
     devs: dict[Key, Pick],
     log: list[Decision],
     budget: int,
+    fails: Callable[[Kernel], bool],
 ) -> tuple[int, tuple[Kernel, list[Decision]] | None]:
     """Does the smaller scenario fail the same way? ``(runs used, (kernel, log) or None)``.
 
@@ -233,7 +244,7 @@ async def _fails_smaller(
         return 0, None
     rec = DecisionRecorder(None, devs)
     k = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
-    if same_failure(k, rf):
+    if fails(k):
         return 1, (k, rec.log)
     runs = 1
     bound = max(1, sum(1 for d in log if d.preemption))
@@ -244,7 +255,7 @@ async def _fails_smaller(
         rec = DecisionRecorder(dfs)
         runs += 1
         k = await execute(spec, rec, graph_for(rf), run_id=rf.run_id)
-        if same_failure(k, rf):
+        if fails(k):
             return runs, (k, rec.log)
         prefix = next_prefix(dfs.trail, bound)
     return runs, None

@@ -42,7 +42,7 @@ BUG = Bug(
     functions=("panthor_sched_pre_reset",),
     breaks="a reset while a group that just got a job waits for its tick warns that the "
     "runnable lists are not empty (a WARN on a legitimate state)",
-    scenario="bind-storm",
+    scenario="reset-during-bind",
 )
 
 

@@ -92,8 +92,18 @@ USER_VA_RANGE: Final = 1 << 47
 
 
 async def device_up(k: Kernel, *, as_present: int = 0xFF, dram: int = 64 << 20) -> PanthorDevice:
-    """The probed device: ``panthor_device_init()`` (:func:`.bringup.device_init`)."""
-    return await device_init(k, as_present=as_present, dram=dram)
+    """The probed device: ``panthor_device_init()`` (:func:`.bringup.device_init`).
+
+    Allocation failures (``--alloc-fail-probability``/``--alloc-fail-nth``) are
+    not injected during the probe: a device that fails to probe is not what a
+    race scenario exercises, and every run would end there. They count from
+    the first allocation after it.
+    """
+    k.mem.faults_suspended += 1
+    try:
+        return await device_init(k, as_present=as_present, dram=dram)
+    finally:
+        k.mem.faults_suspended -= 1
 
 
 async def device_down(ptdev: PanthorDevice, timeout_ms: int = 10_000) -> None:

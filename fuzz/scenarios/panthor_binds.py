@@ -27,6 +27,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     panthor_vm_unmap_range,
 )
 from panthor_testbed.sched import Kernel
+from panthor_testbed.sched.core.clock import usleep_range
 from panthor_testbed.sched.drm.drm_gem import drm_gem_object_put
 
 from ..scenario import Range, scenario
@@ -174,10 +175,13 @@ async def destroy_while_busy(
             group = await group_create(c, vm_id)
 
     threads = []
+    # Binder ops started so far: the destroyer comes in after a chosen number of them.
+    started = [0]
     for i in range(binders):
 
         async def binder(i: int = i) -> None:
             for n in range(ops):
+                started[0] += 1
                 vm_id = vm_ids[k.choose_data(2, 0.5, f"binder{i}.op{n}: which VM")]
                 if k.choose_data(2, 0.5, f"binder{i}.op{n}: VM_GET_STATE, not VM_BIND"):
                     await ioctl_vm_get_state(c, vm_id)
@@ -201,6 +205,11 @@ async def destroy_while_busy(
         threads.append(k.spawn(submitter, name="jobs"))
 
     async def destroyer() -> None:
+        after = k.choose_data(binders * ops, 0.7, "destroyer: after how many binder ops")
+        for _ in range(10_000):  # bounded: a binder that died early must not hang it
+            if started[0] >= after:
+                break
+            await usleep_range(10, 10)
         first = k.choose_data(2, 0.5, "destroyer: destroy VM 2 first")
         for vm_id in (vm_ids[1], vm_ids[0]) if first else (vm_ids[0], vm_ids[1]):
             await ioctl_vm_destroy(c, vm_id)

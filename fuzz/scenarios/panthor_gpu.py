@@ -12,6 +12,7 @@ from typing import Annotated
 from panthor_testbed.mmu.bringup import device_unplug
 from panthor_testbed.mmu.gpu_jobs import gpu_job_wait, panthor_job_submit
 from panthor_testbed.mmu.hw.gpu_access import GPU_READ
+from panthor_testbed.mmu.hw.gpu_control import gpu_control_of
 from panthor_testbed.mmu.panthor_device import panthor_device_schedule_reset
 from panthor_testbed.mmu.panthor_drm import DRM_PANTHOR_VM_BIND_OP_TYPE_MAP, drm_panthor_vm_bind_op
 from panthor_testbed.mmu.panthor_sched import panthor_group_destroy
@@ -173,13 +174,19 @@ async def reset_during_bind(
     async def chaos() -> None:
         """What goes wrong on the device side, and when."""
         await udelay(1 + 50 * k.choose_data(8, 0.7, "chaos: delay (50us units)"))
-        what = k.choose_data(3, 0.5, "chaos: 1 stuck AS_ACTIVE, 2 both")
+        what = k.choose_data(
+            4, 0.5, "chaos: 1 stuck AS_ACTIVE, 2 both, 3 a reset the MCU does not come back from"
+        )
+        if what == 3:
+            # The firmware does not reboot after the soft reset (nor on the retry):
+            # the reset work gives the device up.
+            gpu_control_of().inject_boot_failure(2)
         if what in (1, 2) and vm_ids:
             # A command on a user AS never completes: wait_ready() times out and
             # schedules the reset itself.
             as_nr = 1 + k.choose_data(max(1, len(vm_ids)), 0.5, "chaos: which AS")
             ptdev.iomem.inject_stuck_as_active(as_nr)
-        if what in (0, 2):
+        if what in (0, 2, 3):
             await panthor_device_schedule_reset(ptdev)
 
     threads.append(k.spawn(chaos, name="chaos"))

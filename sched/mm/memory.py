@@ -115,6 +115,8 @@ class Memory:
         # for the run, so their identity stays unique
         self.quarantine: dict[int, tuple[object, str, str, str]] = {}
         self.failable = 0  # failable allocations so far (for alloc_fail_nth)
+        # >0 while a scenario's set-up runs (device probe): no failure injected then
+        self.faults_suspended = 0
         self.allocations = 0
         self.injected_failures = 0
         self.default_backing: SlabBacking | None = None
@@ -134,6 +136,8 @@ class Memory:
         if gfp & _GFP_NOFAIL:
             return False
         cfg = self.k.config
+        if self.faults_suspended:
+            return False
         self.failable += 1
         fail = cfg.alloc_fail_nth > 0 and self.failable == cfg.alloc_fail_nth
         if not fail and cfg.alloc_fail_probability > 0.0:

@@ -149,12 +149,15 @@ def run_files(
     """One run: device up, ``nfiles`` files open, ``body``, files closed, device down."""
 
     async def scenario(k: Kernel) -> None:
+        # Injected allocation failures start with the body (not in the probe or the opens).
+        k.mem.faults_suspended += 1
         ptdev = await bring_up(k)
         ctxs = []
         for i in range(nfiles):
             f = await drm_open(ptdev, name=f"file{i}")
             assert not IS_ERR(f), f
             ctxs.append(Ctx(k, ptdev, f))
+        k.mem.faults_suspended -= 1
         await body(ctxs)
         if close:
             for c in ctxs:

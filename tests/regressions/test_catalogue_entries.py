@@ -1,0 +1,119 @@
+"""Every catalogue entry, through the campaign a user runs: found, replayed, shrunk, fixed.
+
+For each entry the default campaign (portfolio strategy, seed 1) of the
+entry's scenario runs with the entry's bug present and every other known fix
+installed: a pre-seed entry as ``fuzz SCENARIO --inject SLUG --patch all``, a
+latent or upstream one as ``fuzz SCENARIO --patch <every other entry>``. It must
+
+* find a failure within the entry's fixed run budget, by the generic oracles
+  (the test only checks the failure looks like the entry's breakage: the
+  words in ``LOOKS_LIKE`` come from the report, never from the checkers);
+* hand back a replay file that reproduces it, and a shrunk replay file no
+  longer than the original that still reproduces it (slow set);
+* and with the fix in (``--patch all``, nothing injected) run the same budget
+  clean (slow set for the larger budgets).
+
+``prepare-map-enomem-returns-0`` needs an allocation failure at one precise
+allocation: its own test sweeps ``alloc_fail_nth`` over one sync VM_BIND
+(``test_prepare_map_enomem_returns_0.py``). Budgets are the runs the campaign
+took to find the bug on seed 1, plus margin; the campaign is deterministic,
+so the budget is exact, not a hope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from panthor_testbed.fuzz import api
+from panthor_testbed.fuzz.bugs import get_bug, latent_slugs
+from panthor_testbed.fuzz.campaign import Found
+
+
+@dataclass(frozen=True)
+class Case:
+    slug: str
+    runs: int  # the fixed budget (seed 1)
+    kind: str  # the failure kind the oracles report
+    looks_like: str  # words of the report that name the breakage
+    slow: bool = False
+
+
+CASES = [
+    Case("vm-pool-get-without-xa-lock", 120, "warn", "use-after-free"),
+    Case("obtain-prealloc-without-resv", 10, "warn", "lockdep_assert_held"),
+    Case("unmap-vma-prealloc-one-short", 10, "exception", "panthor_vma_init"),
+    Case("unmap-failure-desyncs-gpuvm", 60, "warn", "WARN_ON(!pte)"),
+    Case("sm-step-map-leaks-vma", 130, "leak", "PanthorVma"),
+    Case("kernel-bo-on-extobj-list", 300, "warn", "ww_mutex"),
+    Case("submit-fence-on-dropped-contended-bo", 1200, "exception", "dma_resv_add_fence", True),
+    Case("irq-mask-not-restored-on-reenable", 10, "deadlock", "panthor-queue"),
+    Case("reset-failure-skips-sched-post-reset", 20, "deadlock", "drm_sched_stop()"),
+    Case("pre-reset-warns-on-runnable-groups", 10, "warn", "panthor_sched_pre_reset"),
+    Case("tick-ignores-group-bind-failure", 10, "deadlock", "panthor-queue"),
+]
+
+
+def _selection(slug: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if get_bug(slug).kind == "pre-seed":
+        return (slug,), ("all",)
+    return (), tuple(s for s in latent_slugs() if s != slug)
+
+
+def _hunt(case: Case) -> Found:
+    inject, patch = _selection(case.slug)
+    result = api.fuzz(
+        get_bug(case.slug).scenario, runs=case.runs, seed=1, inject=inject, patch=patch
+    )
+    failures = result.scenarios[0].failures
+    assert failures, f"{case.slug}: not found in {case.runs} runs"
+    return failures[0]
+
+
+def _params(slow_too: bool) -> list[object]:
+    out: list[object] = []
+    for c in CASES:
+        if c.runs == 0:
+            continue
+        marks = [pytest.mark.slow] if c.slow else []
+        out.append(pytest.param(c, id=c.slug, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("case", _params(False))
+def test_the_campaign_finds_the_bug_and_its_replay_reproduces_it(case: Case) -> None:
+    found = _hunt(case)
+    assert found.failure["kind"] == case.kind, found.failure
+    assert case.looks_like in found.failure["message"], found.failure["message"]
+    assert found.replay_file is not None
+    report = api.replay(found.replay_file, times=2)
+    assert report.recurs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", _params(True))
+def test_the_shrunk_replay_is_no_longer_and_still_fails_the_same_way(case: Case) -> None:
+    found = _hunt(case)
+    assert found.replay_file is not None
+    small = api.shrink(found.replay_file, max_runs=300)
+    assert small.shrunk.n_choices <= found.replay_file.n_choices
+    assert small.shrunk.steps <= found.replay_file.steps
+    assert api.replay(small.shrunk, times=1).recurs
+
+
+def _clean_params() -> list[object]:
+    out: list[object] = []
+    for c in CASES:
+        if c.runs == 0:
+            continue
+        marks = [pytest.mark.slow] if c.slow or c.runs > 100 else []
+        out.append(pytest.param(c, id=c.slug, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("case", _clean_params())
+def test_with_every_fix_the_same_budget_is_clean(case: Case) -> None:
+    result = api.fuzz(get_bug(case.slug).scenario, runs=case.runs, seed=1, patch=("all",))
+    failures = result.scenarios[0].failures
+    assert not failures, failures[0].failure["message"]

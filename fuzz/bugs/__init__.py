@@ -37,6 +37,7 @@ ENTRIES: dict[str, str] = {
     "reset-failure-skips-sched-post-reset": "reset_failure_skips_sched_post_reset",
     "pre-reset-warns-on-runnable-groups": "pre_reset_warns_on_runnable_groups",
     "tick-ignores-group-bind-failure": "tick_ignores_group_bind_failure",
+    "flush-range-gated-on-pm-active": "flush_range_gated_on_pm_active",
 }
 
 

@@ -91,7 +91,9 @@ USER_VA_RANGE: Final = 1 << 47
 # ---------------------------------------------------------------------- the device
 
 
-async def device_up(k: Kernel, *, as_present: int = 0xFF, dram: int = 64 << 20) -> PanthorDevice:
+async def device_up(
+    k: Kernel, *, as_present: int = 0xFF, dram: int = 64 << 20, runtime_pm: bool = False
+) -> PanthorDevice:
     """The probed device: ``panthor_device_init()`` (:func:`.bringup.device_init`).
 
     Allocation failures (``--alloc-fail-probability``/``--alloc-fail-nth``) are
@@ -101,7 +103,7 @@ async def device_up(k: Kernel, *, as_present: int = 0xFF, dram: int = 64 << 20) 
     """
     k.mem.faults_suspended += 1
     try:
-        return await device_init(k, as_present=as_present, dram=dram)
+        return await device_init(k, as_present=as_present, dram=dram, runtime_pm=runtime_pm)
     finally:
         k.mem.faults_suspended -= 1
 

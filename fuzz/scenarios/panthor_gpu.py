@@ -246,4 +246,58 @@ async def unplug(
     await device_down(ptdev)
 
 
-__all__ = ["as_slot_pressure", "reset_during_bind", "unplug"]
+@scenario(
+    "suspend-resume",
+    "binds and GPU jobs with idle gaps long enough for the device to runtime-suspend "
+    "(50 ms autosuspend) and resume on the next job, racing the suspend and the resume",
+    tags=("panthor", "pm", "vm-bind", "gpu-jobs"),
+)
+async def suspend_resume(
+    k: Kernel,
+    vms: Annotated[int, Range(1, 3)] = 2,
+    ops: Annotated[int, Range(1, 16)] = 3,
+    jobs: Annotated[int, Range(0, 4)] = 2,
+) -> None:
+    ptdev = await device_up(k, runtime_pm=True)
+    c = await client_open(ptdev, "file0")
+    if c is None:
+        await device_down(ptdev)
+        return
+    pending = Pending()
+    threads = []
+
+    async def idle(who: str) -> None:
+        # Short, around the 50 ms autosuspend delay, or past it.
+        await udelay(1 + 10_000 * k.choose_data(8, 0.6, f"{who}: idle (10 ms units)"))
+
+    for v in range(vms):
+        vm_id, bos = await _vm_with_memory(c)
+        if vm_id <= 0 or not bos:
+            continue
+
+        async def binder(v: int = v, vm_id: int = vm_id, bos: list[int] = bos) -> None:
+            for n in range(ops):
+                await idle(f"vm{v}.op{n}")
+                await bind_op(k, c, vm_id, bos, pending, who=f"vm{v}.op{n}")
+
+        threads.append(k.spawn(binder, name=f"bind-vm{v}"))
+        if jobs:
+
+            async def submitter(v: int = v, vm_id: int = vm_id) -> None:
+                group = await group_create(c, vm_id)
+                for n in range(jobs):
+                    if group <= 0:
+                        return
+                    await idle(f"vm{v}.job{n}")
+                    await job_submit(k, c, group, pending, who=f"vm{v}.job{n}")
+
+            threads.append(k.spawn(submitter, name=f"jobs-vm{v}"))
+
+    for t in threads:
+        await t.join()
+    await pending.wait_all()
+    await client_close(c)
+    await device_down(ptdev)
+
+
+__all__ = ["as_slot_pressure", "reset_during_bind", "suspend_resume", "unplug"]

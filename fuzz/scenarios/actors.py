@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from panthor_testbed.mmu.bringup import device_fini, device_init
+from panthor_testbed.mmu.bringup import DeviceInitError, device_fini, device_init
 from panthor_testbed.mmu.gem_shmem import PanthorGemObject, panthor_gem_create
 from panthor_testbed.mmu.gpu_jobs import gpu_file_close, gpu_file_open, gpu_wait_groups_released
 from panthor_testbed.mmu.panthor_device import PanthorDevice, PanthorFile
@@ -78,6 +78,7 @@ from panthor_testbed.sched import (
     drm_sched_job_arm,
 )
 from panthor_testbed.sched.core.clock import msleep
+from panthor_testbed.sched.core.failure import RunStopped
 from panthor_testbed.sched.drm.drm_file import DrmFile, drm_gem_handle_create, drm_gem_release
 from panthor_testbed.sched.drm.drm_gem import drm_gem_object_put
 from panthor_testbed.sched.errno import EINVAL
@@ -94,16 +95,25 @@ USER_VA_RANGE: Final = 1 << 47
 async def device_up(
     k: Kernel, *, as_present: int = 0xFF, dram: int = 64 << 20, runtime_pm: bool = False
 ) -> PanthorDevice:
-    """The probed device: ``panthor_device_init()`` (:func:`.bringup.device_init`).
+    """The probed device: ``panthor_device_init()`` (:func:`.bringup.device_init`);
+    ``runtime_pm``: let it runtime-suspend when idle (50 ms autosuspend).
 
     Allocation failures (``--alloc-fail-probability``/``--alloc-fail-nth``) are
     not injected during the probe: a device that fails to probe is not what a
     race scenario exercises, and every run would end there. They count from
-    the first allocation after it.
+    the first allocation after it. A probe that fails anyway ends the run
+    without a finding (its cleanup is still judged by the leak oracles).
     """
     k.mem.faults_suspended += 1
     try:
         return await device_init(k, as_present=as_present, dram=dram, runtime_pm=runtime_pm)
+    except DeviceInitError as exc:
+        # A probe that fails under an adversarial schedule (the MCU boot wait's
+        # timeout firing before the IRQ thread runs) is not the race a scenario
+        # is after: the run ends here. The failed probe's cleanup has run, so
+        # the leak and WARN oracles still judge it.
+        k.ev("probe-failed", "panthor", str(exc))
+        raise RunStopped() from exc
     finally:
         k.mem.faults_suspended -= 1
 

@@ -132,35 +132,13 @@ async def panthor_kernel_bo_create(
 
 
 _PORT = "panthor_testbed.mmu.panthor_gem:"
-# panthor_fw and panthor_fw_iface bind the function by name at import: replace it there too.
+# (install() also rebinds the names panthor_fw and panthor_fw_iface imported.)
 REPLACES = {
     f"{_PORT}panthor_kernel_bo_create": panthor_kernel_bo_create,
-    "panthor_testbed.mmu.panthor_fw_iface:panthor_kernel_bo_create": panthor_kernel_bo_create,
-    "panthor_testbed.mmu.panthor_fw:panthor_kernel_bo_create": panthor_kernel_bo_create,
 }
 
 # (The function-local import names the package absolutely from here.)
 EXPECTED_DIFF = [
-    "- from .panthor_mmu import ALIGN, panthor_vm_alloc_va, panthor_vm_free_va, panthor_vm_get, panthor_vm_map_bo_range, panthor_vm_page_size, panthor_vm_root_gem",  # noqa: E501
-    "+ from panthor_testbed.mmu.panthor_mmu import ALIGN, panthor_vm_alloc_va, panthor_vm_free_va, panthor_vm_get, panthor_vm_map_bo_range, panthor_vm_page_size, panthor_vm_root_gem",  # noqa: E501
-    "+ bo.exclusive_vm_root_gem = panthor_vm_root_gem(vm)",
-    "+ await drm_gem_object_get(bo.exclusive_vm_root_gem)",
-    "+ assert bo.exclusive_vm_root_gem is not None",
-    "+ bo.resv = bo.exclusive_vm_root_gem.resv",
-    "- bo.exclusive_vm_root_gem = panthor_vm_root_gem(vm)",
-    "- await drm_gem_object_get(bo.exclusive_vm_root_gem)",
-    "- assert bo.exclusive_vm_root_gem is not None",
-    "- bo.resv = bo.exclusive_vm_root_gem.resv",
-    "- from .panthor_mmu import ALIGN, panthor_vm_alloc_va, panthor_vm_free_va, panthor_vm_get, panthor_vm_map_bo_range, panthor_vm_page_size, panthor_vm_root_gem",  # noqa: E501
-    "+ from panthor_testbed.mmu.panthor_mmu import ALIGN, panthor_vm_alloc_va, panthor_vm_free_va, panthor_vm_get, panthor_vm_map_bo_range, panthor_vm_page_size, panthor_vm_root_gem",  # noqa: E501
-    "+ bo.exclusive_vm_root_gem = panthor_vm_root_gem(vm)",
-    "+ await drm_gem_object_get(bo.exclusive_vm_root_gem)",
-    "+ assert bo.exclusive_vm_root_gem is not None",
-    "+ bo.resv = bo.exclusive_vm_root_gem.resv",
-    "- bo.exclusive_vm_root_gem = panthor_vm_root_gem(vm)",
-    "- await drm_gem_object_get(bo.exclusive_vm_root_gem)",
-    "- assert bo.exclusive_vm_root_gem is not None",
-    "- bo.resv = bo.exclusive_vm_root_gem.resv",
     "- from .panthor_mmu import ALIGN, panthor_vm_alloc_va, panthor_vm_free_va, panthor_vm_get, panthor_vm_map_bo_range, panthor_vm_page_size, panthor_vm_root_gem",  # noqa: E501
     "+ from panthor_testbed.mmu.panthor_mmu import ALIGN, panthor_vm_alloc_va, panthor_vm_free_va, panthor_vm_get, panthor_vm_map_bo_range, panthor_vm_page_size, panthor_vm_root_gem",  # noqa: E501
     "+ bo.exclusive_vm_root_gem = panthor_vm_root_gem(vm)",

@@ -70,7 +70,7 @@ NOT_FOUND_YET = {
 def test_every_catalogue_entry_has_a_case_or_a_reason() -> None:
     from panthor_testbed.fuzz.bugs import ENTRIES
 
-    covered = {c.slug for c in CASES if c.runs} | set(NOT_FOUND_YET)
+    covered = {c.slug for c in CASES} | set(NOT_FOUND_YET)
     assert covered == set(ENTRIES), set(ENTRIES) ^ covered
 
 
@@ -90,17 +90,16 @@ def _hunt(case: Case) -> Found:
     return failures[0]
 
 
-def _params(slow_too: bool) -> list[object]:
+def _params(slow_above_runs: int | None = None) -> list[object]:
+    """The cases; those marked slow, or (if given) with a larger budget, in the slow set."""
     out: list[object] = []
     for c in CASES:
-        if c.runs == 0:
-            continue
-        marks = [pytest.mark.slow] if c.slow else []
-        out.append(pytest.param(c, id=c.slug, marks=marks))
+        slow = c.slow or (slow_above_runs is not None and c.runs > slow_above_runs)
+        out.append(pytest.param(c, id=c.slug, marks=[pytest.mark.slow] if slow else []))
     return out
 
 
-@pytest.mark.parametrize("case", _params(False))
+@pytest.mark.parametrize("case", _params())
 def test_the_campaign_finds_the_bug_and_its_replay_reproduces_it(case: Case) -> None:
     found = _hunt(case)
     assert found.failure["kind"] == case.kind, found.failure
@@ -111,7 +110,7 @@ def test_the_campaign_finds_the_bug_and_its_replay_reproduces_it(case: Case) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", _params(True))
+@pytest.mark.parametrize("case", _params())
 def test_the_shrunk_replay_is_no_longer_and_still_fails_the_same_way(case: Case) -> None:
     found = _hunt(case)
     assert found.replay_file is not None
@@ -121,17 +120,7 @@ def test_the_shrunk_replay_is_no_longer_and_still_fails_the_same_way(case: Case)
     assert api.replay(small.shrunk, times=1).recurs
 
 
-def _clean_params() -> list[object]:
-    out: list[object] = []
-    for c in CASES:
-        if c.runs == 0:
-            continue
-        marks = [pytest.mark.slow] if c.slow or c.runs > 100 else []
-        out.append(pytest.param(c, id=c.slug, marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("case", _clean_params())
+@pytest.mark.parametrize("case", _params(slow_above_runs=100))
 def test_with_every_fix_the_same_budget_is_clean(case: Case) -> None:
     result = api.fuzz(get_bug(case.slug).scenario, runs=case.runs, seed=case.seed, patch=("all",))
     failures = result.scenarios[0].failures

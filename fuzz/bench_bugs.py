@@ -18,9 +18,12 @@ its selection: a ``pre-seed`` bug with ``inject=[slug], patch=["all"]``, a
   real Trio tasks: the model's threads stay coroutines of one task, only
   their order is Trio-like.
 
-Either way the *first failure of any kind* counts (the selection leaves one
-catalogue bug in, but a run may trip another finding of the seed first);
-the note says how many seeds found one and lists the failure kinds seen.
+Either way a seed finds the bug only if its first failure *is* the entry's
+(``Bug.found_as``: the failure kind and words of the report); a seed whose
+first failure is another finding of the seed counts as the cap, as one that
+finds nothing does (the selection leaves one catalogue bug in, but a run may
+trip something else first). The note says how many seeds found the bug, how
+many stopped at another failure first, and the kinds of those.
 Both figures of an entry are measured in one process, one after the other,
 so their ratio (time-to-bug / naive) holds on a noisy machine; the entries
 are spread over ``JOBS`` (2) worker processes, one entry per process at a
@@ -38,6 +41,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from panthor_testbed.sched.core.naive import CHECKPOINT_P, DELAY_P
 
@@ -51,6 +55,8 @@ QUICK_CAP_S = 3.0
 CAP_RUNS = 100_000  # the time cap is what ends a campaign that finds nothing
 
 Entry = tuple[str, str, list[str], list[str]]  # (slug, scenario, inject, patch)
+Failure = dict[str, Any]  # a finding's JSON: kind, message, ...
+Matcher = Callable[[Failure], bool]
 
 
 @dataclass
@@ -65,19 +71,25 @@ class Measured:
     seeds: int
     cap: float
     times: list[float] = field(default_factory=list)
-    found: int = 0  # seeds that found a failure within the cap
+    found: int = 0  # seeds that found the bug within the cap
+    other: int = 0  # seeds whose first failure was another finding
     runs: int = 0  # runs over all seeds run
-    kinds: list[str] = field(default_factory=list)  # failure kinds, first seen first
+    kinds: list[str] = field(default_factory=list)  # the other findings' kinds, first seen first
 
-    def add(self, wall: float, kind: str | None, runs: int) -> None:
+    def add(self, wall: float, failure: Failure | None, runs: int, is_the_bug: Matcher) -> None:
         self.runs += runs
-        if kind is None or wall >= self.cap:
+        if failure is None or wall >= self.cap:
             self.times.append(self.cap)
+            return
+        if not is_the_bug(failure):
+            self.other += 1
+            self.times.append(self.cap)
+            kind = str(failure.get("kind"))
+            if kind not in self.kinds:
+                self.kinds.append(kind)
             return
         self.found += 1
         self.times.append(wall)
-        if kind not in self.kinds:
-            self.kinds.append(kind)
 
     @property
     def capped(self) -> int:
@@ -99,8 +111,10 @@ class Measured:
         return statistics.median(self.times) if self.times else 0.0
 
     def describe(self) -> str:
-        kinds = "/".join(self.kinds) or "-"
-        out = f"{self.found}/{len(self.times)} seeds found ({self.runs} runs, kinds {kinds})"
+        out = f"{self.found}/{len(self.times)} seeds found it ({self.runs} runs"
+        if self.other:
+            out += f"; {self.other} stopped at another failure first: {'/'.join(self.kinds)}"
+        out += ")"
         if self.skipped:
             out += f", {self.skipped} seeds not run (the median was already the cap)"
         return out
@@ -129,8 +143,8 @@ def uninstall() -> None:
 
 def time_to_bug(
     scenario: str, inject: list[str], patch: list[str], seed: int, cap: float
-) -> tuple[float, str | None, int]:
-    """One portfolio campaign: ``(wall seconds, first failure's kind or None, runs)``."""
+) -> tuple[float, Failure | None, int]:
+    """One portfolio campaign: ``(wall seconds, its first failure or None, runs)``."""
     from . import api
 
     t0 = time.monotonic()
@@ -142,14 +156,13 @@ def time_to_bug(
     finally:
         uninstall()
     sc = result.scenarios[0]
-    kind = str(sc.failures[0].failure["kind"]) if sc.failures else None
-    return wall, kind, sc.runs
+    return wall, (dict(sc.failures[0].failure) if sc.failures else None), sc.runs
 
 
 def naive_stress(
     scenario: str, inject: list[str], patch: list[str], seed: int, cap: float
-) -> tuple[float, str | None, int]:
-    """NaiveStress runs until one fails or ``cap`` seconds: ``(wall, failure kind or None, runs)``.
+) -> tuple[float, Failure | None, int]:
+    """NaiveStress runs until one fails or ``cap`` seconds: ``(wall, failure or None, runs)``.
 
     Run ``i`` of seed ``s`` uses ``NaiveStress(derive_seed(s, "naive-stress:" + scenario, i))``;
     the runs share one lockdep graph (as a campaign batch's runs do, and as one
@@ -167,7 +180,7 @@ def naive_stress(
 
     spec = RunSpec.make(builtin_scenarios()[scenario], {}, inject=tuple(inject), patch=tuple(patch))
 
-    async def loop() -> tuple[float, str | None, int]:
+    async def loop() -> tuple[float, Failure | None, int]:
         graph = Lockdep()
         estimate = StepsEstimate()
         t0 = time.monotonic()
@@ -182,7 +195,7 @@ def naive_stress(
             wall = time.monotonic() - t0
             f = k.primary_failure
             if f is not None:
-                return wall, f.kind, i
+                return wall, {"kind": f.kind, "message": f.message}, i
             if wall >= cap:
                 return wall, None, i
             await trio.lowlevel.checkpoint()
@@ -193,16 +206,22 @@ def naive_stress(
         uninstall()
 
 
-Finder = Callable[[str, list[str], list[str], int, float], tuple[float, str | None, int]]
+Finder = Callable[[str, list[str], list[str], int, float], tuple[float, Failure | None, int]]
 
 
 def measure(
-    finder: Finder, scenario: str, inject: list[str], patch: list[str], seeds: int, cap: float
+    finder: Finder,
+    scenario: str,
+    inject: list[str],
+    patch: list[str],
+    seeds: int,
+    cap: float,
+    is_the_bug: Matcher,
 ) -> Measured:
     m = Measured(seeds, cap)
     for s in range(1, seeds + 1):
-        wall, kind, runs = finder(scenario, inject, patch, s, cap)
-        m.add(wall, kind, runs)
+        wall, failure, runs = finder(scenario, inject, patch, s, cap)
+        m.add(wall, failure, runs, is_the_bug)
         if m.decided:
             break
     return m
@@ -210,9 +229,12 @@ def measure(
 
 def measure_entry(entry: Entry, seeds: int, cap: float) -> tuple[Measured, Measured]:
     """Both ways for one entry, one after the other in this process: (portfolio, naive)."""
-    _slug, scenario, inject, patch = entry
-    ttb = measure(time_to_bug, scenario, inject, patch, seeds, cap)
-    naive = measure(naive_stress, scenario, inject, patch, seeds, cap)
+    from .bugs import get_bug
+
+    slug, scenario, inject, patch = entry
+    is_the_bug = get_bug(slug).matches
+    ttb = measure(time_to_bug, scenario, inject, patch, seeds, cap, is_the_bug)
+    naive = measure(naive_stress, scenario, inject, patch, seeds, cap, is_the_bug)
     return ttb, naive
 
 
@@ -242,7 +264,8 @@ def _figures(entry: Entry, ttb: Measured, naive: Measured, seeds: int, cap: floa
         f"{scenario}, inject={inject} patch={chosen}; median of {seeds} seeds, "
         f"cap {cap:g} s/seed (a seed that finds nothing counts as the cap); "
         f"portfolio: {ttb.describe()}; naive: {naive.describe()}{capped}; "
-        "the first failure of any kind counts; naive = NaiveStress: FIFO run queue, "
+        "a seed counts only if its first failure is the entry's (found_as); "
+        "naive = NaiveStress: FIFO run queue, "
         f"random checkpoints (p={CHECKPOINT_P:g}, {DELAY_P:g} of them real-time delays), "
         "uniform random inputs, run by the executor (not real Trio tasks)"
     )

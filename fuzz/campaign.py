@@ -2,10 +2,12 @@
 
 A scenario's runs go out in batches of :data:`~.planner.BATCH_RUNS` (an
 engine runs them: in this process for ``jobs=1``, on a Dask cluster
-otherwise, see ``engine.py``) and come back to be *folded* here, in
-run-index order, whatever order they finish in. A :class:`~.planner.Planner`
-decides every run (default: :class:`~.planner.PortfolioPlanner`, run ``i``
-with the seed ``derive_seed(seed, scenario, i)``), so a campaign gives the
+otherwise, see ``engine.py``; to a cluster, batches of short runs travel
+several to a task, which changes when they run, never what they find) and
+come back to be *folded* here, in run-index order, whatever order they
+finish in. A :class:`~.planner.Planner` decides every run (default:
+:class:`~.planner.PortfolioPlanner`, run ``i`` with the seed
+``derive_seed(seed, scenario, i)``), so a campaign gives the
 same answer for any number of workers: the first failure is the one with
 the lowest run index, and its replay file is the same file.
 
@@ -61,7 +63,15 @@ from .engine import (
 )
 from .example_db import ExampleDb
 from .lockgraph import Inversion, MergedGraph
-from .planner import BATCH_RUNS, Planner, PortfolioPlanner, RunOutcome, RunPlan, horizon
+from .planner import (
+    BATCH_RUNS,
+    Planner,
+    PortfolioPlanner,
+    RunOutcome,
+    RunPlan,
+    batch_of,
+    horizon,
+)
 from .replayfile import ReplayFile, replay_name
 from .runner import RunSpec, execute, replay_file_of
 
@@ -472,7 +482,7 @@ async def _drive(
     results: dict[int, BatchResult] = {}
     streamed: dict[int, int] = {}  # outcomes of a batch already folded as they came
     state = {"planned": 0, "observed": 0, "submitted": 0, "in_flight": 0}
-    send, recv = trio.open_memory_channel[BatchResult](math.inf)
+    send, recv = trio.open_memory_channel[tuple[BatchResult, ...]](math.inf)
 
     def plan_more() -> None:
         # Exactly on time: batch b is planned when horizon(b) batches are observed.
@@ -488,14 +498,30 @@ async def _drive(
     def out_of_time() -> bool:
         return stop_at is not None and time.time() >= stop_at
 
-    async def run_one(b: int, task: BatchTask) -> None:
+    async def run_chunk(tasks: tuple[BatchTask, ...]) -> None:
         async def on_outcome(o: RunOutcome) -> None:
+            b = batch_of(o.run_index)
             if b == state["observed"]:  # streamed in order (the local engine)
                 await fold.fold(o, plans[b][o.run_index - b * BATCH_RUNS], "local")
                 streamed[b] = streamed.get(b, 0) + 1
 
-        r = await engine.run(task, spec, on_outcome)
-        send.send_nowait(r)
+        send.send_nowait(await engine.run(tasks, spec, on_outcome))
+
+    def next_chunk() -> tuple[BatchTask, ...]:
+        # Consecutive planned batches, as many as the engine asks for but
+        # never so many that the other free slots go without work.
+        first = state["submitted"]
+        ready = 0
+        while first + ready in plans:
+            ready += 1
+        free = engine.capacity - state["in_flight"]
+        k = max(1, min(engine.chunk_size(), ready // free))
+        tasks = []
+        for b in range(first, first + k):
+            sizes[b] = len(plans[b])
+            tasks.append(BatchTask(ref, si, b, plans[b], opts.keep_going, stop_at, camp.coverage))
+        state["submitted"] = first + k
+        return tuple(tasks)
 
     sizes: dict[int, int] = {}
 
@@ -517,17 +543,16 @@ async def _drive(
                     and state["submitted"] in plans
                     and not out_of_time()
                 ):
-                    b = state["submitted"]
-                    sizes[b] = len(plans[b])
-                    task = BatchTask(ref, si, b, plans[b], opts.keep_going, stop_at, camp.coverage)
-                    state["submitted"] = b + 1
+                    chunk = next_chunk()
                     state["in_flight"] += 1
-                    nursery.start_soon(run_one, b, task)
+                    nursery.start_soon(run_chunk, chunk)
                 if state["in_flight"] == 0:
                     break
-                r = await recv.receive()
+                chunk_results = await recv.receive()
                 state["in_flight"] -= 1
-                results[r.batch] = r
+                for r in chunk_results:
+                    engine.observe(r, len(r.outcomes))
+                    results[r.batch] = r
                 while state["observed"] in results and not fold.stopped:
                     b = state["observed"]
                     r = results.pop(b)

@@ -319,18 +319,25 @@ def first_failure(
     *,
     params: dict[str, Any] | None = None,
     inject: tuple[str, ...] = (),
+    patch: tuple[str, ...] = (),
     feedback: bool = True,
+    is_the_bug: Callable[[dict[str, Any]], bool] | None = None,
 ) -> int | None:
-    """Runs (1-based) a campaign of ``strategy`` needs to its first failure (None: not found)."""
+    """Runs (1-based) a campaign of ``strategy`` needs to its first failure (None: not found).
+
+    With ``is_the_bug``, a first failure it does not recognise is "not found"
+    too (the campaign stopped at another finding).
+    """
     from .runner import RunSpec
     from .scenario import get_scenario
 
     sc = get_scenario(scenario) if isinstance(scenario, str) else scenario
-    spec = RunSpec.make(sc, params or {}, inject=inject)
+    spec = RunSpec.make(sc, params or {}, inject=inject, patch=patch)
     kw: dict[str, Any] = {} if strategy != "coverage" else {"feedback": feedback}
     planner = make_planner(strategy, sc.name, dict(spec.params), seed, **kw)
     outcomes = run_local(planner, spec, budget)
-    if outcomes and outcomes[-1].failure is not None:
+    failure = outcomes[-1].failure if outcomes else None
+    if failure is not None and (is_the_bug is None or is_the_bug(failure)):
         return len(outcomes)
     return None
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .planner import RunOutcome, RunPlan
+from .planner import BATCH_RUNS, RunOutcome, RunPlan
 from .runner import RunSpec, execute, failure_json, replay_file_of
 from .scenario import builtin_scenarios, get_scenario, load_file, load_module
 
@@ -292,17 +292,42 @@ def worker_spec(ref: SpecRef) -> RunSpec:
     return spec
 
 
-def run_batch(task: BatchTask) -> BatchResult:
-    """A Dask task: one batch, in a worker process."""
-    name = "worker"
+def _worker_name() -> str:
     try:
         from distributed import get_worker
 
-        name = get_worker().name if get_worker().name is not None else get_worker().address
+        w = get_worker()
+        return str(w.name if w.name is not None else w.address)
     except (ImportError, ValueError):
-        name = f"pid {os.getpid()}"
-    spec = worker_spec(task.spec)
-    return trio.run(lambda: arun_batch(task, spec, worker=str(name)))
+        return f"pid {os.getpid()}"
+
+
+def run_batch(task: BatchTask) -> BatchResult:
+    """A Dask task: one batch, in a worker process."""
+    return run_batches((task,))[0]
+
+
+def run_batches(tasks: tuple[BatchTask, ...]) -> tuple[BatchResult, ...]:
+    """A Dask task: consecutive batches of one scenario, one after the other.
+
+    Each batch is exactly what it would be shipped alone (a graph of its own,
+    the same stop rule); shipping several at once only saves the cluster's
+    per-task cost. A batch that ends short (a failure that ends the
+    scenario, the time budget) ends the chunk: the campaign folds nothing
+    after it.
+    """
+    name = _worker_name()
+
+    async def go() -> tuple[BatchResult, ...]:
+        out: list[BatchResult] = []
+        for task in tasks:
+            r = await arun_batch(task, worker_spec(task.spec), worker=name)
+            out.append(r)
+            if len(r.outcomes) < len(task.plans):
+                break
+        return tuple(out)
+
+    return trio.run(go)
 
 
 def warm() -> int:
@@ -327,10 +352,25 @@ class LocalEngine:
     streams = True  # outcomes are heard as each run ends
     description = "in-process"
 
+    def chunk_size(self) -> int:
+        return 1
+
+    def observe(self, result: BatchResult, runs: int) -> None:
+        pass
+
     async def run(
-        self, task: BatchTask, spec: RunSpec, on_outcome: Callable[[RunOutcome], Awaitable[None]]
-    ) -> BatchResult:
-        return await arun_batch(task, spec, on_outcome=on_outcome)
+        self,
+        tasks: tuple[BatchTask, ...],
+        spec: RunSpec,
+        on_outcome: Callable[[RunOutcome], Awaitable[None]],
+    ) -> tuple[BatchResult, ...]:
+        out: list[BatchResult] = []
+        for task in tasks:
+            r = await arun_batch(task, spec, on_outcome=on_outcome)
+            out.append(r)
+            if len(r.outcomes) < len(task.plans):
+                break
+        return tuple(out)
 
     async def aclose(self) -> None:
         pass
@@ -346,12 +386,19 @@ class DaskEngine:
     jobs: int = 2
     address: str | None = None
     in_flight_per_worker: int = 2
+    # Each Dask task costs the client and scheduler a few ms of CPU, taken
+    # from the workers on a small machine: batches of short runs travel
+    # together, enough of them to make a task last about this long.
+    chunk_target_s: float = 0.25
+    max_chunk: int = 32
     client: Any = None
     cluster: Any = None
     workers: int = 0
     streams = False
     description: str = ""
     _futures: set[Any] = field(default_factory=set)
+    _run_s: float = 0.0
+    _runs: int = 0
 
     def start(self) -> None:
         """Start (or connect to) the cluster and warm the workers; blocking."""
@@ -403,12 +450,26 @@ class DaskEngine:
     def capacity(self) -> int:
         return max(1, self.workers * self.in_flight_per_worker)
 
+    def chunk_size(self) -> int:
+        """How many batches the next task carries (timing only: never changes an answer)."""
+        if self._runs == 0:
+            return 1
+        per_batch = self._run_s / self._runs * BATCH_RUNS
+        return max(1, min(self.max_chunk, int(self.chunk_target_s / max(per_batch, 1e-6))))
+
+    def observe(self, result: BatchResult, runs: int) -> None:
+        self._run_s += result.elapsed_s
+        self._runs += runs
+
     async def run(
-        self, task: BatchTask, spec: RunSpec, on_outcome: Callable[[RunOutcome], Awaitable[None]]
-    ) -> BatchResult:
+        self,
+        tasks: tuple[BatchTask, ...],
+        spec: RunSpec,
+        on_outcome: Callable[[RunOutcome], Awaitable[None]],
+    ) -> tuple[BatchResult, ...]:
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
-        fut = self.client.submit(run_batch, task, pure=False)
+        fut = self.client.submit(run_batches, tasks, pure=False)
         self._futures.add(fut)
 
         def wake(_: Any) -> None:
@@ -420,7 +481,7 @@ class DaskEngine:
             await done.wait()
             # The result stays on the worker until fetched: fetch it in a
             # thread, so the other batches' results and hand-outs go on.
-            result: BatchResult = await trio.to_thread.run_sync(fut.result)
+            result: tuple[BatchResult, ...] = await trio.to_thread.run_sync(fut.result)
         except BaseException:
             fut.cancel()
             raise
@@ -457,6 +518,7 @@ __all__ = [
     "coverage_available",
     "ends_scenario",
     "run_batch",
+    "run_batches",
     "warm",
     "worker_spec",
 ]

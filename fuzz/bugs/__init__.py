@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .entry import Bug, Kind
+from .entry import Bug, FoundAs, Kind
 
 if TYPE_CHECKING:
     from .install import Installation
@@ -150,6 +150,7 @@ __all__ = [
     "ENTRIES",
     "Bug",
     "Entry",
+    "FoundAs",
     "Kind",
     "UnknownBug",
     "catalogue",

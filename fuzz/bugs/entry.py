@@ -9,6 +9,20 @@ Kind = Literal["pre-seed", "latent", "upstream"]
 
 
 @dataclass(frozen=True)
+class FoundAs:
+    """How a finding of the bug reads: its failure kind and words of its message."""
+
+    kind: str
+    words: str
+
+    def matches(self, failure: dict[str, Any]) -> bool:
+        return failure.get("kind") == self.kind and self.words in str(failure.get("message", ""))
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "words": self.words}
+
+
+@dataclass(frozen=True)
 class Bug:
     """One real historical bug.
 
@@ -18,6 +32,12 @@ class Bug:
     ``upstream``: found by this testbed, still in the kernel as far as we
     know (no fixing commit, ``commit`` is ``"none"``); ``--patch SLUG``
     installs the fix we propose, so that ``--patch all`` is a clean model.
+
+    ``found_as`` is what the generic oracles report when a campaign finds it
+    (the failure kind and words of its message): the regression suite and
+    the bench use it to tell this bug from another finding; no oracle reads
+    it. An entry no campaign finds yet has ``found_as=None`` and says why in
+    ``not_found_yet``.
     """
 
     slug: str
@@ -27,6 +47,16 @@ class Bug:
     functions: tuple[str, ...]  # the functions the fix touches
     breaks: str  # what goes wrong with the bug present
     scenario: str  # the built-in scenario expected to find it
+    found_as: FoundAs | None = None
+    not_found_yet: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.found_as is None) == (not self.not_found_yet):
+            raise ValueError(f"{self.slug}: give found_as, or say in not_found_yet why not")
+
+    def matches(self, failure: dict[str, Any]) -> bool:
+        """Is this failure (a finding's JSON: ``kind``, ``message``) this bug?"""
+        return self.found_as is not None and self.found_as.matches(failure)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,4 +67,5 @@ class Bug:
             "functions": list(self.functions),
             "breaks": self.breaks,
             "scenario": self.scenario,
+            "found_as": None if self.found_as is None else self.found_as.to_json(),
         }

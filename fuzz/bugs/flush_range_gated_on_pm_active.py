@@ -35,6 +35,10 @@ BUG = Bug(
     breaks="page-table updates made while the device is not RPM_ACTIVE (resuming, "
     "suspending) are not flushed: the GPU keeps a stale translation",
     scenario="suspend-resume",
+    not_found_yet=(
+        "the skipped flush matters in the firmware's slow reset path, which the "
+        "firmware model does not have; user VMs lose their AS before the device suspends"
+    ),
 )
 
 

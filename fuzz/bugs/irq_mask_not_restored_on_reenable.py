@@ -42,7 +42,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     set_bit,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="irq-mask-not-restored-on-reenable",
@@ -53,6 +53,7 @@ BUG = Bug(
     breaks="after a faulty AS is re-enabled its faults stay masked in the IRQ handler: a "
     "second fault on it is never handled (the job waits forever)",
     scenario="as-slot-pressure",
+    found_as=FoundAs("deadlock", "panthor-queue"),
 )
 
 

@@ -50,7 +50,7 @@ from panthor_testbed.sched.warn import (
     drm_WARN_ON,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 if TYPE_CHECKING:
     from panthor_testbed.mmu.panthor_mmu import PanthorVm
@@ -65,6 +65,7 @@ BUG = Bug(
     "own resv and switches resv afterwards: a submit racing its creation backs off on one "
     "ww_mutex and retries another",
     scenario="destroy-while-busy",
+    found_as=FoundAs("warn", "ww_mutex"),
 )
 
 

@@ -48,7 +48,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     panthor_vm_root_gem,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="obtain-prealloc-without-resv",
@@ -59,6 +59,7 @@ BUG = Bug(
     breaks="mapping a BO already mapped in the VM destroys the duplicate preallocated vm_bo "
     "without the VM resv held (lock assertion; the extobj/evict lists unprotected)",
     scenario="bind-storm",
+    found_as=FoundAs("warn", "lockdep_assert_held"),
 )
 
 

@@ -32,7 +32,7 @@ from panthor_testbed.sched.locking.mutex import (
     mutex_unlock,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="pre-reset-warns-on-runnable-groups",
@@ -43,6 +43,7 @@ BUG = Bug(
     breaks="a reset while a group that just got a job waits for its tick warns that the "
     "runnable lists are not empty (a WARN on a legitimate state)",
     scenario="reset-during-bind",
+    found_as=FoundAs("warn", "panthor_sched_pre_reset"),
 )
 
 

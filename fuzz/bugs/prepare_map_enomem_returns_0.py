@@ -59,6 +59,10 @@ BUG = Bug(
     breaks="an allocation failure in op-context preparation returns 0: the caller uses a "
     "half-built op context that was already cleaned up",
     scenario="bind-storm",
+    not_found_yet=(
+        "one precise allocation must fail: "
+        "tests/regressions/test_prepare_map_enomem_returns_0.py sweeps alloc_fail_nth instead"
+    ),
 )
 
 

@@ -21,7 +21,7 @@ from panthor_testbed.sched.drm.drm_drv import drm_dev_enter, drm_dev_exit
 from panthor_testbed.sched.drm.drm_print import drm_err
 from panthor_testbed.sched.locking.atomic import atomic_read, atomic_set
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="reset-failure-skips-sched-post-reset",
@@ -32,6 +32,7 @@ BUG = Bug(
     breaks="after a reset whose MCU does not reboot, the groups stopped by the pre-reset "
     "are never terminated: their jobs' fences are never signalled",
     scenario="reset-during-bind",
+    found_as=FoundAs("deadlock", "drm_sched_stop()"),
 )
 
 

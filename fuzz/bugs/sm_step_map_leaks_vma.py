@@ -27,7 +27,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     panthor_vma_link,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="sm-step-map-leaks-vma",
@@ -37,6 +37,7 @@ BUG = Bug(
     functions=("panthor_gpuva_sm_step_map",),
     breaks="a map whose page-table update fails leaks the preallocated VMA it took",
     scenario="reset-during-bind",
+    found_as=FoundAs("leak", "PanthorVma"),
 )
 
 

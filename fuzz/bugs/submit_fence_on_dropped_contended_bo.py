@@ -29,7 +29,7 @@ from panthor_testbed.mmu.panthor_mmu import DrmExec, PanthorVm
 from panthor_testbed.sched.dma_buf.dma_resv import dma_resv_reserve_fences
 from panthor_testbed.sched.drm.drm_exec import drm_exec_locked_objects
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="submit-fence-on-dropped-contended-bo",
@@ -42,6 +42,7 @@ BUG = Bug(
     "between two drm_exec attempts gets the job fence without a reserved slot "
     "(BUG_ON / NULL dereference in dma_resv_add_fence)",
     scenario="bind-storm",
+    found_as=FoundAs("exception", "dma_resv_add_fence"),
 )
 
 

@@ -64,7 +64,7 @@ from panthor_testbed.sched.warn import (
     drm_WARN_ON,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="tick-ignores-group-bind-failure",
@@ -76,6 +76,7 @@ BUG = Bug(
     breaks="a group whose VM cannot be made active in a tick (stuck AS) is taken off the "
     "run queues without a slot: the reset never restarts it and its jobs never complete",
     scenario="reset-during-bind",
+    found_as=FoundAs("deadlock", "panthor-queue"),
 )
 
 

@@ -57,7 +57,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     sg_dma_len,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="unmap-failure-desyncs-gpuvm",
@@ -74,6 +74,7 @@ BUG = Bug(
     "gpuvm step: the VA tree keeps a mapping the page table lost, and the next unmap "
     "of it WARNs on empty entries",
     scenario="reset-during-bind",
+    found_as=FoundAs("warn", "WARN_ON(!pte)"),
 )
 
 

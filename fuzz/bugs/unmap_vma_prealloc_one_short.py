@@ -21,7 +21,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     kzalloc,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="unmap-vma-prealloc-one-short",
@@ -32,6 +32,7 @@ BUG = Bug(
     breaks="an unmap in the middle of a mapping needs a prev and a next VMA, only one is "
     "preallocated: NULL dereference in panthor_gpuva_sm_step_remap()",
     scenario="bind-storm",
+    found_as=FoundAs("exception", "panthor_vma_init"),
 )
 
 

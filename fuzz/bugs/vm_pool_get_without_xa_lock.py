@@ -11,7 +11,7 @@ from __future__ import annotations
 from panthor_testbed.mmu.panthor_mmu import PanthorVm, PanthorVmPool, panthor_vm_get
 from panthor_testbed.sched.lib.xarray import xa_load
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="vm-pool-get-without-xa-lock",
@@ -22,6 +22,7 @@ BUG = Bug(
     breaks="a VM looked up by handle can be freed by a concurrent VM_DESTROY before the "
     "lookup takes its reference (use-after-free)",
     scenario="destroy-while-busy",
+    found_as=FoundAs("warn", "use-after-free"),
 )
 
 

@@ -133,21 +133,34 @@ def test_measure_stops_once_the_median_is_the_cap() -> None:
 
     def never(
         scenario: str, inject: list[str], patch: list[str], seed: int, cap: float
-    ) -> tuple[float, str | None, int]:
+    ) -> tuple[float, dict[str, str] | None, int]:
         calls.append(seed)
         return cap + 0.1, None, 3
 
-    m = bench_bugs.measure(never, "x", [], [], 10, 2.0)
+    m = bench_bugs.measure(never, "x", [], [], 10, 2.0, lambda f: True)
     assert calls == [1, 2, 3, 4, 5, 6] and m.median == 2.0 and m.skipped == 4
     assert m.found == 0 and m.runs == 18
 
     def odd(
         scenario: str, inject: list[str], patch: list[str], seed: int, cap: float
-    ) -> tuple[float, str | None, int]:
-        return (0.5, "warn", 1) if seed % 2 else (cap, None, 1)
+    ) -> tuple[float, dict[str, str] | None, int]:
+        return (0.5, {"kind": "warn", "message": "it"}, 1) if seed % 2 else (cap, None, 1)
 
-    m = bench_bugs.measure(odd, "x", [], [], 4, 2.0)
-    assert m.times == [0.5, 2.0, 0.5, 2.0] and m.median == 1.25 and m.kinds == ["warn"]
+    m = bench_bugs.measure(odd, "x", [], [], 4, 2.0, lambda f: True)
+    assert m.times == [0.5, 2.0, 0.5, 2.0] and m.median == 1.25 and m.found == 2
+
+
+def test_a_seed_stopped_by_another_failure_counts_as_the_cap() -> None:
+    def first(
+        scenario: str, inject: list[str], patch: list[str], seed: int, cap: float
+    ) -> tuple[float, dict[str, str] | None, int]:
+        message = "the bug" if seed == 1 else "something else"
+        return 0.5, {"kind": "warn", "message": message}, 1
+
+    m = bench_bugs.measure(first, "x", [], [], 3, 2.0, lambda f: f["message"] == "the bug")
+    assert m.times == [0.5, 2.0, 2.0] and m.found == 1 and m.other == 2
+    assert m.median == 2.0 and m.kinds == ["warn"]
+    assert "2 stopped at another failure first: warn" in m.describe()
 
 
 def test_bench_quick_returns_two_figures_per_entry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -273,13 +273,20 @@ def _interrupt_after_first_finding(argv: list[str], out_dir: Path) -> tuple[int,
         text=True,
         env=env,
     )
+    # A replay file, not campaign.json (which a campaign writes at every
+    # progress tick, finding or not).
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(out_dir.glob("*.json")):
+    while time.monotonic() < deadline and not _findings(out_dir):
         time.sleep(0.1)
+    assert _findings(out_dir), "no finding within 60 s"
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     return proc.returncode, out, err
+
+
+def _findings(out_dir: Path) -> list[Path]:
+    return [p for p in out_dir.glob("*.json") if p.name != "campaign.json"]
 
 
 def _summary_seconds(out: str) -> float:
@@ -334,10 +341,19 @@ def test_interrupted_parallel_campaign_says_which_scenarios_never_ran(tmp_path: 
         tmp_path,
     )
     assert code == 130, err
+    assert "Traceback" not in err
     lines = {line.split()[0]: line for line in out.splitlines() if line[:1].isalpha()}
-    assert lines["abba"].endswith("interrupted")
+    assert lines["abba"].endswith("interrupted") and "FAILED" in lines["abba"]
     assert lines["lost-update"].endswith("not run")  # not "ok"
     assert _summary_seconds(out) >= 0.3
+    saved = _findings(tmp_path)
+    assert saved
+    for p in saved:
+        assert p.name in out  # nothing the workers found is lost
+    doc = json.loads((tmp_path / "campaign.json").read_text())
+    assert {f["replay"].rsplit("/", 1)[-1] for s in doc["scenarios"] for f in s["failures"]} == {
+        p.name for p in saved
+    }
 
 
 def test_interrupted_explore_prints_its_summary(tmp_path: Path) -> None:

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Final
 
+from ..sched.core.failure import UseAfterFree
 from ..sched.core.kernel import current_kernel
 from ..sched.dma_buf.dma_resv import (
     DmaResv,
@@ -295,6 +297,43 @@ def _take_blocks(
             return None
         blocks.append((pfn, order))
     return blocks
+
+
+# shmem's largest folio: a PMD (2 MiB with 4K pages), what transparent huge pages give.
+SHMEM_HUGE_FOLIO_ORDER: Final = 9
+
+
+@dataclass(frozen=True)
+class Folio:
+    """``struct folio``: a naturally aligned run of ``2**order`` pages of one object."""
+
+    pfn: int
+    order: int
+
+
+def page_folio(obj: DrmGemShmemObject, pfn: int) -> Folio:
+    """``page_folio()`` for a page of ``obj`` (the model keeps pages as pfns).
+
+    A chunk :func:`drm_gem_get_pages` took is one folio, or PMD-sized
+    folios when it is larger than a PMD (shmem's huge folios are 2 MiB).
+    Chunks that merely lie next to each other stay separate folios, even
+    where the sg table merges them into one segment.
+    """
+    for first, order in obj.page_blocks:
+        if first <= pfn < first + (1 << order):
+            if order > SHMEM_HUGE_FOLIO_ORDER:
+                order = SHMEM_HUGE_FOLIO_ORDER
+                first = pfn & ~((1 << order) - 1)
+            return Folio(first, order)
+    raise UseAfterFree(
+        f"page_folio(): pfn {pfn:#x} is not a page of {obj!r}",
+        signature="use-after-free:gem-shmem:page-folio",
+    )
+
+
+def folio_size(folio: Folio) -> int:
+    """``folio_size()``."""
+    return PAGE_SIZE << folio.order
 
 
 async def drm_gem_get_pages(obj: DrmGemShmemObject) -> list[int] | ErrPtr:

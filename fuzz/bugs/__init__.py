@@ -38,6 +38,8 @@ ENTRIES: dict[str, str] = {
     "pre-reset-warns-on-runnable-groups": "pre_reset_warns_on_runnable_groups",
     "tick-ignores-group-bind-failure": "tick_ignores_group_bind_failure",
     "flush-range-gated-on-pm-active": "flush_range_gated_on_pm_active",
+    "partial-unmap-huge-page": "partial_unmap_huge_page",
+    "huge-block-of-small-folios": "huge_block_of_small_folios",
 }
 
 
@@ -53,6 +55,11 @@ class Entry:
         self.bug: Bug = module.BUG
         self.replaces: dict[str, Callable[..., Any]] = dict(module.REPLACES)
         self.expected_diff: list[str] = list(module.EXPECTED_DIFF)
+        # Where this entry and another both replace a function: the function with both
+        # fixes, by the other entry's slug.
+        self.combines: dict[str, dict[str, Callable[..., Any]]] = {
+            slug: dict(fns) for slug, fns in getattr(module, "COMBINES", {}).items()
+        }
 
 
 def get_entry(slug: str) -> Entry:
@@ -108,11 +115,20 @@ def selection(
 
 def _replaces(inject: Iterable[str], patch: Iterable[str]) -> dict[str, Callable[..., Any]]:
     replaces: dict[str, Callable[..., Any]] = {}
+    by: dict[str, str] = {}  # target -> the slug whose code replaces it
     for slug in [*sorted(inject), *sorted(patch)]:
-        for target, fn in get_entry(slug).replaces.items():
+        entry = get_entry(slug)
+        for target, fn in entry.replaces.items():
             if target in replaces:
-                raise UnknownBug(f"{slug} and another selected entry both replace {target}")
+                other = by[target]
+                both = entry.combines.get(other, {}).get(target) or get_entry(other).combines.get(
+                    slug, {}
+                ).get(target)
+                if both is None:
+                    raise UnknownBug(f"{slug} and {other} both replace {target}")
+                fn = both
             replaces[target] = fn
+            by[target] = slug
     return replaces
 
 

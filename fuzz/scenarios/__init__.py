@@ -4,4 +4,4 @@ Nothing is imported here: ``panthor-testbed scenarios`` reads the list from
 the modules' source (``scenario.builtin_index``) so it need not load the model.
 """
 
-MODULES: tuple[str, ...] = ("sched_demos", "panthor_binds", "panthor_gpu")
+MODULES: tuple[str, ...] = ("sched_demos", "panthor_binds", "panthor_gpu", "panthor_huge")

@@ -28,9 +28,28 @@ def test_an_entry_is_described(slug: str) -> None:
     else:
         assert len(bug.commit) == 12 and int(bug.commit, 16) >= 0
     assert bug.title.startswith("drm/panthor: ") and bug.functions and bug.breaks
+    # A function the seed has, or (an upstream entry fixing a later fix) one the later
+    # fix of another entry brings.
+    later = [get_entry(s).module for s in ENTRIES if s != slug]
     for fn in bug.functions:
         ported = any(hasattr(m, fn) for m in (panthor_mmu, panthor_sched, panthor_gem))
-        assert ported or fn.startswith("panthor_device")
+        assert ported or fn.startswith("panthor_device") or any(hasattr(m, fn) for m in later)
+
+
+@pytest.mark.parametrize(
+    ("slug", "other"), [(s, o) for s in ENTRIES for o in get_entry(s).combines]
+)
+def test_a_function_two_entries_replace_has_both_patches(slug: str, other: str) -> None:
+    """Where two entries both replace a function, the combined one is the other entry's
+    version with exactly this entry's patch on top."""
+    entry, second = get_entry(slug), get_entry(other)
+    for target, both in entry.combines[other].items():
+        assert source_diff(second.replaces[target], both) == source_diff(
+            resolve(target), entry.replaces[target]
+        )
+    with installed(patch=[slug, other]) as inst:
+        installed_fns = {id(v) for ns, name, _ in inst.bindings for v in [ns[name]]}
+        assert all(id(fn) in installed_fns for fn in entry.combines[other].values())
 
 
 def test_installing_replaces_every_binding_and_undo_restores_them() -> None:

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pytest
+
+from panthor_testbed.fuzz.bugs import installed
 from panthor_testbed.mmu.hw.gpu_access import GpuFault
 from panthor_testbed.mmu.panthor_drm import (
     DRM_IOCTL_PANTHOR_VM_CREATE,
@@ -541,3 +544,55 @@ def test_vm_unbind_sparse_overflow() -> None:
     map_size = SZ_2M * 3
     unmap_size = ALIGN_DOWN(UINT64_MAX, SZ_2M) - map_size
     _sparse_test(SZ_512M, map_size, _unmap(SZ_512M, unmap_size), -EINVAL)
+
+
+# ---------------------------------------------------------------- huge pages, later kernels
+
+HUGEPAGE_UNMAPS = [
+    pytest.param(SZ_4M, [(0x200000, SZ_8K)], id="leftaligned"),
+    pytest.param(SZ_4M, [(0x200000 + SZ_4M - SZ_8K, SZ_8K)], id="rightaligned"),
+    pytest.param(
+        SZ_4M, [(0x200000 + SZ_1M, SZ_8K), (0x200000 + SZ_2M + SZ_4K, SZ_8K)], id="subset"
+    ),
+    pytest.param(
+        6 * SZ_1M,
+        [
+            (0x3FC000, 0x208000),
+            (0x3FC000, 0x208000),
+            (0x200000, 0x4000),
+            (0x401000, 0x4000),
+            (0x4FB000, 0xA000),
+            (0x3FB000, 0xA000),
+            (0x3FC000, 0x4000),
+            (0x200000, 0x1000),
+        ],
+        id="successive",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bo_size", "unmaps"), HUGEPAGE_UNMAPS)
+def test_vm_unbind_hugepage_with_the_later_fix(bo_size: int, unmaps: list[tuple[int, int]]) -> None:
+    """The partial huge-page subtests with 8e7460eac786 in (``--patch all``): IGT's answers
+    (every UNMAP 0), and afterwards every page of the mapping is either gone (the GPU
+    faults) or still the BO's page at its offset, as the UNMAPs say."""
+    gone = {p for va, size in unmaps for p in range(va, va + size, SZ_4K)}
+
+    async def body(c: Ctx, got: Got) -> None:
+        vm_id, bo = await _hugepage(c, got, bo_size, 0x200000, bo_size, 0, unmaps)
+        wrong = []
+        # The pages still mapped first: a GPU fault leaves the AS faulty until the next
+        # activation, which the fault checks below go through.
+        for va in range(0x200000, 0x200000 + bo_size, SZ_4K):
+            if va not in gone and not await _mapped(c, vm_id, va, bo, va - 0x200000):
+                wrong.append(("lost", va))
+        for va in sorted(gone):
+            if not await _faults(c, vm_id, va):
+                wrong.append(("still mapped", va))
+        got.append(wrong)
+        got.append(await c.vm_destroy(vm_id))
+
+    with installed(patch=["all"]):
+        got, k = _igt(body)
+    assert got == [("vm_create", 0, True), 0, *[0] * len(unmaps), [], 0]
+    _assert_clean(k)

@@ -52,6 +52,8 @@ CASES = [
     Case("reset-failure-skips-sched-post-reset", 20),
     Case("pre-reset-warns-on-runnable-groups", 10),
     Case("tick-ignores-group-bind-failure", 10),
+    Case("partial-unmap-huge-page", 10),
+    Case("huge-block-of-small-folios", 300),
 ]
 
 

@@ -128,6 +128,52 @@ class RandomWalk(Strategy):
         return {"name": self.name, "seed": self.seed}
 
 
+class StickyWalk(Strategy):
+    """A random walk that mostly keeps the running thread.
+
+    At each yield point the running thread goes on with probability
+    ``1 - 1/stretch``; otherwise the next thread is uniform among the
+    runnable ones, as in :class:`RandomWalk`. The schedule is long
+    uninterrupted stretches of one thread (``stretch`` yield points on
+    average) with the rare switch at a random place: what a stress test under
+    a non-preemptive scheduler gets, and what bugs that need one thread to run
+    a long way between two others' steps need. Interrupts and data choices
+    are as in :class:`RandomWalk`.
+    """
+
+    name = "sticky"
+
+    def __init__(self, seed: int, stretch: int = 20, steps_estimate: int = 100) -> None:
+        self.seed = seed
+        self.stretch = max(1, stretch)
+        self.switch_p = 1.0 / self.stretch
+        self.steps_estimate = max(1, steps_estimate)
+        self.rng = random.Random(seed)
+
+    def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
+        n = len(runnable)
+        if runnable[-1].tid == IRQ_TID:
+            if self.rng.random() < irq_fire_probability(k, self.steps_estimate):
+                return runnable[-1]
+            n -= 1
+        if cur is not None and self.rng.random() >= self.switch_p:
+            return cur
+        return runnable[int(self.rng.random() * n)]
+
+    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
+        if self.rng.random() >= p_nonzero:
+            return 0
+        return 1 + int(self.rng.random() * (n - 1))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "stretch": self.stretch,
+            "steps_estimate": self.steps_estimate,
+        }
+
+
 class PCT(Strategy):
     """Probabilistic Concurrency Testing (Burckhardt et al., ASPLOS 2010).
 
@@ -304,15 +350,28 @@ PORTFOLIO_DEPTHS = (1, 2, 3)
 STRATEGIES = ("portfolio", "random", "pct", "coverage")
 
 
-def portfolio_member(run_index: int) -> tuple[str, int]:
-    """The portfolio alternates random walk (even runs) and PCT at depths 1, 2, 3 (odd runs).
+# The sticky walk's mean stretches in the portfolio (a switch every 50, 20, 10 yield points).
+PORTFOLIO_STRETCHES = (50, 20, 10)
 
-    Random walk finds shallow bugs in a handful of runs; PCT gives the
-    probabilistic guarantee for bugs of a known depth.
+
+def portfolio_member(run_index: int) -> tuple[str, int]:
+    """The portfolio's member for run ``run_index``: ``(strategy, depth)``.
+
+    Runs go random walk, PCT, sticky walk in turn; PCT's depth cycles through
+    1, 2, 3 and the sticky walk's mean stretch (its ``depth``) through 50,
+    20, 10. Random walk finds shallow bugs in a handful of runs; PCT gives
+    the probabilistic guarantee for bugs of a known depth; the sticky walk
+    keeps one thread running a long way, which the bugs that need a long run
+    of one thread between two steps of another (an AS re-enabled by one
+    activation and faulting again before another, a lookup racing a destroy)
+    need and the other two rarely give.
     """
-    if run_index % 2 == 0:
+    member, turn = run_index % 3, (run_index // 3)
+    if member == 0:
         return "random", 0
-    return "pct", PORTFOLIO_DEPTHS[(run_index // 2) % len(PORTFOLIO_DEPTHS)]
+    if member == 1:
+        return "pct", PORTFOLIO_DEPTHS[turn % len(PORTFOLIO_DEPTHS)]
+    return "sticky", PORTFOLIO_STRETCHES[turn % len(PORTFOLIO_STRETCHES)]
 
 
 def make_strategy(
@@ -331,6 +390,9 @@ def make_strategy(
         return RandomWalk(seed, steps_estimate)
     if name == "pct":
         return PCT(seed, depth, steps_estimate)
+    if name == "sticky":
+        # depth is the mean stretch here (the portfolio's member gives it)
+        return StickyWalk(seed, depth, steps_estimate)
     if name == "canonical":
         return Canonical()
     raise ValueError(f"unknown strategy {name!r} ({', '.join(STRATEGIES)})")
@@ -367,6 +429,7 @@ __all__ = [
     "RoundRobin",
     "RunStopped",
     "StepsEstimate",
+    "StickyWalk",
     "Strategy",
     "has_irq",
     "irq_fire_probability",

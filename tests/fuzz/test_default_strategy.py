@@ -8,6 +8,7 @@ a schedule fails.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import trio
 
@@ -78,19 +79,45 @@ def _campaign(seed: int, runs: int, tmp: Path) -> CampaignResult:
     return result
 
 
-def test_the_portfolio_alternates_random_walk_and_pct_depths_1_to_3() -> None:
-    members = [portfolio_member(i) for i in range(8)]
+def test_the_portfolio_turns_random_walk_pct_and_sticky_walk() -> None:
+    members = [portfolio_member(i) for i in range(10)]
     assert members == [
         ("random", 0),
         ("pct", 1),
+        ("sticky", 50),
         ("random", 0),
         ("pct", 2),
+        ("sticky", 20),
         ("random", 0),
         ("pct", 3),
+        ("sticky", 10),
         ("random", 0),
-        ("pct", 1),
     ]
-    assert make_strategy("portfolio", 7, run_index=3).describe()["depth"] == 2
+    assert make_strategy("portfolio", 7, run_index=4).describe()["depth"] == 2
+    assert make_strategy("portfolio", 7, run_index=5).describe()["stretch"] == 20
+
+
+def test_the_sticky_walk_switches_about_once_per_stretch() -> None:
+    """Two always-runnable threads: the switches per decision are about 1/stretch of
+    the decisions times the chance that the uniform pick is the other thread (1/2)."""
+    from panthor_testbed.sched.core.strategy import StickyWalk
+
+    class T:
+        def __init__(self, tid: int) -> None:
+            self.tid = tid
+
+    a, b = T(1), T(2)
+    threads: Any = [a, b]
+    for stretch in (10, 50):
+        s = StickyWalk(3, stretch)
+        cur: Any = a
+        switches = 0
+        for _ in range(20_000):
+            nxt: Any = s.pick(cast(Any, None), cur, threads)
+            switches += nxt is not cur
+            cur = nxt
+        assert abs(switches / 20_000 - 0.5 / stretch) < 0.25 / stretch, (stretch, switches)
+        assert s.pick(cast(Any, None), None, threads) in threads
 
 
 def test_the_steps_estimate_comes_from_the_runs_seen() -> None:

@@ -19,7 +19,10 @@ def _wide_and_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     # Whole summary lines (pytest cuts them to the terminal width).
     monkeypatch.setenv("COLUMNS", "400")
     # In-process runs restore sys.modules after each run; the built-in
-    # scenarios must be imported before that, or a second import re-registers them.
+    # scenarios must be imported before that, or a second import re-registers them,
+    # and so must the coverage collector, or a second import makes a new class the
+    # kernel's collector is no instance of.
+    import panthor_testbed.fuzz.coverage  # noqa: F401
     from panthor_testbed.fuzz.scenario import builtin_scenarios
 
     builtin_scenarios()
@@ -165,9 +168,9 @@ def test_pytest_xdist_gives_the_same_results_and_files(pytester: pytest.Pytester
 
 def test_panthor_runs_overrides_the_budget(pytester: pytest.Pytester) -> None:
     write_counter(pytester, fixed=False)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--panthor-runs", "3")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--panthor-runs", "15")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*1 failure in * runs (budget 3, seed 1, strategy portfolio)"])
+    result.stdout.fnmatch_lines(["*1 failure in * runs (budget 15, seed 1, strategy portfolio)"])
 
 
 def test_failures_dir_and_shrinking_are_configurable(pytester: pytest.Pytester) -> None:

@@ -17,7 +17,7 @@ An entry no campaign finds yet says why in the catalogue (``not_found_yet``);
 ``prepare-map-enomem-returns-0`` needs an allocation failure at one precise
 allocation: its own test sweeps ``alloc_fail_nth`` over one sync VM_BIND
 (``test_prepare_map_enomem_returns_0.py``). Budgets are the runs the campaign
-took to find the bug on seed 1, plus margin; the campaign is deterministic,
+took to find the bug on seed 1 (or the case's seed), plus margin; the campaign is deterministic,
 so the budget is exact, not a hope.
 """
 
@@ -41,19 +41,23 @@ class Case:
 
 
 CASES = [
-    Case("vm-pool-get-without-xa-lock", 120),
+    Case("vm-pool-get-without-xa-lock", 150),
     Case("obtain-prealloc-without-resv", 10),
     Case("unmap-vma-prealloc-one-short", 10),
-    Case("unmap-failure-desyncs-gpuvm", 60),
-    Case("sm-step-map-leaks-vma", 130),
-    Case("kernel-bo-on-extobj-list", 300),
-    Case("submit-fence-on-dropped-contended-bo", 1200, True),
-    Case("irq-mask-not-restored-on-reenable", 10),
+    # Seed 1's first finding is this bug's other face (the seed's own WARN on the
+    # failed unmap in panthor_gpuva_sm_step_unmap()); seed 4 meets the desync itself.
+    Case("unmap-failure-desyncs-gpuvm", 10, seed=4),
+    Case("sm-step-map-leaks-vma", 40),
+    Case("kernel-bo-on-extobj-list", 250),
+    Case("submit-fence-on-dropped-contended-bo", 1000, True),
+    Case("irq-mask-not-restored-on-reenable", 100),
     Case("reset-failure-skips-sched-post-reset", 20),
     Case("pre-reset-warns-on-runnable-groups", 10),
     Case("tick-ignores-group-bind-failure", 10),
     Case("partial-unmap-huge-page", 10),
-    Case("huge-block-of-small-folios", 300),
+    # A data-choice bug (a page layout whose small chunks merge into an aligned 2M
+    # segment): seed 1 takes 2723 runs, seed 3 480.
+    Case("huge-block-of-small-folios", 500, True, seed=3),
 ]
 
 

@@ -597,12 +597,25 @@ def explore(
     summary = ExploreSummary(spec.scenario.name, preemption_bound or 0)
     max_schedules, time_budget = _deepening_budget(preemption_bound, max_schedules, time_budget)
     created = check_output_dir(out, "--out") if out is not None else False
-    try:
-        _trio_run(
-            lambda: explore_scenario(
-                spec, preemption_bound, max_schedules, out, stop_at_first, summary, time_budget
-            )
+
+    async def search() -> None:
+        await explore_scenario(
+            spec, preemption_bound, max_schedules, out, stop_at_first, summary, time_budget
         )
+
+    async def until_interrupted() -> bool:
+        # Ctrl-C through a signal receiver, noticed between two schedules (the
+        # executions themselves never leave the Trio task), as campaigns do.
+        from .campaign import run_until_interrupted
+
+        return await run_until_interrupted(search, lambda: None)
+
+    try:
+        if _trio_run(until_interrupted):
+            summary.interrupted = True
+            raise Interrupted(summary)
+    except Interrupted:
+        raise
     except BaseException as exc:
         _reraise(exc, summary)
     finally:

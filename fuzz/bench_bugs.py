@@ -36,6 +36,7 @@ the cap (the value is then the cap). A progress line per entry goes to stderr as
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -142,7 +143,13 @@ def uninstall() -> None:
 
 
 def time_to_bug(
-    scenario: str, inject: list[str], patch: list[str], seed: int, cap: float
+    scenario: str,
+    inject: list[str],
+    patch: list[str],
+    seed: int,
+    cap: float,
+    *,
+    config: dict[str, Any] | None = None,
 ) -> tuple[float, Failure | None, int]:
     """One portfolio campaign: ``(wall seconds, its first failure or None, runs)``."""
     from . import api
@@ -150,7 +157,13 @@ def time_to_bug(
     t0 = time.monotonic()
     try:
         result = api.fuzz(
-            scenario, runs=CAP_RUNS, time_budget=cap, seed=seed, inject=inject, patch=patch
+            scenario,
+            runs=CAP_RUNS,
+            time_budget=cap,
+            seed=seed,
+            inject=inject,
+            patch=patch,
+            config=config or None,
         )
         wall = time.monotonic() - t0
     finally:
@@ -160,7 +173,13 @@ def time_to_bug(
 
 
 def naive_stress(
-    scenario: str, inject: list[str], patch: list[str], seed: int, cap: float
+    scenario: str,
+    inject: list[str],
+    patch: list[str],
+    seed: int,
+    cap: float,
+    *,
+    config: dict[str, Any] | None = None,
 ) -> tuple[float, Failure | None, int]:
     """NaiveStress runs until one fails or ``cap`` seconds: ``(wall, failure or None, runs)``.
 
@@ -178,7 +197,13 @@ def naive_stress(
     from .runner import RunSpec, derive_seed, execute
     from .scenario import builtin_scenarios
 
-    spec = RunSpec.make(builtin_scenarios()[scenario], {}, inject=tuple(inject), patch=tuple(patch))
+    spec = RunSpec.make(
+        builtin_scenarios()[scenario],
+        {},
+        config=config or None,
+        inject=tuple(inject),
+        patch=tuple(patch),
+    )
 
     async def loop() -> tuple[float, Failure | None, int]:
         graph = Lockdep()
@@ -232,9 +257,12 @@ def measure_entry(entry: Entry, seeds: int, cap: float) -> tuple[Measured, Measu
     from .bugs import get_bug
 
     slug, scenario, inject, patch = entry
-    is_the_bug = get_bug(slug).matches
-    ttb = measure(time_to_bug, scenario, inject, patch, seeds, cap, is_the_bug)
-    naive = measure(naive_stress, scenario, inject, patch, seeds, cap, is_the_bug)
+    bug = get_bug(slug)
+    # The entry's own config (allocation failures for some), for both.
+    ttb_finder = functools.partial(time_to_bug, config=bug.config)
+    naive_finder = functools.partial(naive_stress, config=bug.config)
+    ttb = measure(ttb_finder, scenario, inject, patch, seeds, cap, bug.matches)
+    naive = measure(naive_finder, scenario, inject, patch, seeds, cap, bug.matches)
     return ttb, naive
 
 

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
+
 from panthor_testbed.sched import Kernel, Strategy
 from panthor_testbed.sched.core.explore import explore, explore_deepening
 from panthor_testbed.sched.locking.lockdep import Lockdep
@@ -77,6 +79,8 @@ async def explore_scenario(
     seen: set[str] = set()
 
     async def run_one(strategy: Strategy, index: int) -> Kernel:
+        # A run never leaves the Trio task: let a Ctrl-C watcher in between schedules.
+        await trio.lowlevel.checkpoint()
         reported_before = graph.reported_pairs()
         k = await execute(spec, strategy, graph, run_id=index)
         f = k.primary_failure

@@ -79,7 +79,7 @@ async def panthor_kernel_bo_vmap(bo: PanthorKernelBo) -> int:
 
 async def panthor_kernel_bo_destroy(bo: PanthorKernelBo | ErrPtr | None) -> None:
     """``panthor_kernel_bo_destroy()``: NULL and ERR_PTR() are skipped."""
-    from .panthor_mmu import (
+    from panthor_testbed.mmu.panthor_mmu import (
         panthor_vm_free_va,
         panthor_vm_put,
         panthor_vm_root_gem,

@@ -40,6 +40,7 @@ ENTRIES: dict[str, str] = {
     "flush-range-gated-on-pm-active": "flush_range_gated_on_pm_active",
     "partial-unmap-huge-page": "partial_unmap_huge_page",
     "huge-block-of-small-folios": "huge_block_of_small_folios",
+    "kernel-bo-va-uaf": "kernel_bo_va_uaf",
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["pre-seed", "latent", "upstream"]
@@ -49,6 +49,9 @@ class Bug:
     scenario: str  # the built-in scenario expected to find it
     found_as: FoundAs | None = None
     not_found_yet: str = ""
+    # KernelConfig fields the campaign that finds it runs with (e.g. allocation
+    # failures: ``{"alloc_fail_probability": 0.01}``, ``fuzz --alloc-fail-probability``).
+    config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.found_as is None) == (not self.not_found_yet):
@@ -68,4 +71,5 @@ class Bug:
             "breaks": self.breaks,
             "scenario": self.scenario,
             "found_as": None if self.found_as is None else self.found_as.to_json(),
+            "config": dict(self.config),
         }

@@ -48,7 +48,7 @@ from panthor_testbed.mmu.panthor_mmu import (
     panthor_vm_root_gem,
 )
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="prepare-map-enomem-returns-0",
@@ -59,10 +59,8 @@ BUG = Bug(
     breaks="an allocation failure in op-context preparation returns 0: the caller uses a "
     "half-built op context that was already cleaned up",
     scenario="bind-storm",
-    not_found_yet=(
-        "one precise allocation must fail: "
-        "tests/regressions/test_prepare_map_enomem_returns_0.py sweeps alloc_fail_nth instead"
-    ),
+    found_as=FoundAs("use-after-free", "double free of PanthorVma"),
+    config={"alloc_fail_probability": 0.01},
 )
 
 

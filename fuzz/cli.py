@@ -335,10 +335,12 @@ def cmd_bugs(args: argparse.Namespace) -> int:
         return EXIT_OK
     for b in bugs:
         how = "--inject" if b.kind == "pre-seed" else "--patch"
+        # The entry's config as the fuzz options that set it.
+        flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in sorted(b.config.items()))
         print(
             f"{b.slug} ({b.kind}, {how}): {b.commit} {b.title}\n"
             f"    functions: {', '.join(b.functions)}\n"
-            f"    breaks: {b.breaks}\n    found by: {b.scenario}"
+            f"    breaks: {b.breaks}\n    found by: {b.scenario}{flags}"
         )
     return EXIT_OK
 

@@ -76,3 +76,15 @@ def test_selections_are_checked() -> None:
         pass
     with installed(patch=["all"]) as inst:
         assert inst.bindings
+
+
+def test_bugs_lists_an_entrys_config_as_the_fuzz_options_that_set_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from panthor_testbed.fuzz.cli import main
+
+    assert main(["bugs"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("kernel-bo-va-uaf (latent, --patch)")[1].split("\n\n")[0]
+    assert "found by: bind-storm --alloc-fail-probability 0.01" in block
+    assert "found by: huge-page-binds\n" in out

@@ -264,6 +264,10 @@ def test_bench_json_reports_figures_beside_baselines(
     assert figures["scenario-execution"]["baseline"] == "trio-run"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_after_first_finding(argv: list[str], out_dir: Path) -> tuple[int, str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
@@ -272,6 +276,9 @@ def _interrupt_after_first_finding(argv: list[str], out_dir: Path) -> tuple[int,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # As a terminal would start it: a test run in the background of a
+        # non-interactive shell inherits SIGINT ignored, and so would the command.
+        preexec_fn=_default_sigint,
     )
     # A replay file, not campaign.json (which a campaign writes at every
     # progress tick, finding or not).

@@ -198,6 +198,9 @@ def test_ctrl_c_during_a_mutant_restores_the_module(tmp_path: Path) -> None:
         env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # As a terminal would start it: a test run in the background of a
+        # non-interactive shell inherits SIGINT ignored, and so would the tool.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for _ in range(600):  # until the first mutant is applied

@@ -41,6 +41,7 @@ ENTRIES: dict[str, str] = {
     "partial-unmap-huge-page": "partial_unmap_huge_page",
     "huge-block-of-small-folios": "huge_block_of_small_folios",
     "kernel-bo-va-uaf": "kernel_bo_va_uaf",
+    "sched-fini-after-failed-init": "sched_fini_after_failed_init",
 }
 
 

@@ -38,9 +38,9 @@ from panthor_testbed.mmu.gem_shmem import (
     sg_dma_len,
     to_panthor_bo,
 )
+from panthor_testbed.mmu.sizes import ALIGN_DOWN, SZ_2M
 
 from .entry import Bug, FoundAs
-from .partial_unmap_huge_page import ALIGN_DOWN, SZ_2M
 
 BUG = Bug(
     slug="huge-block-of-small-folios",

@@ -42,11 +42,9 @@ from panthor_testbed.mmu.panthor_mmu import (
     panthor_vma_link,
     panthor_vma_unlink,
 )
-from panthor_testbed.mmu.sizes import PAGE_SHIFT
+from panthor_testbed.mmu.sizes import ALIGN, ALIGN_DOWN, PAGE_SHIFT, SZ_2M
 
 from .entry import Bug, FoundAs
-
-SZ_2M = 0x200000
 
 BUG = Bug(
     slug="partial-unmap-huge-page",
@@ -59,14 +57,6 @@ BUG = Bug(
     scenario="huge-page-binds",
     found_as=FoundAs("warn", "Unmap of a partial large IOPTE is not allowed"),
 )
-
-
-def ALIGN(x: int, a: int) -> int:
-    return (x + a - 1) & ~(a - 1)
-
-
-def ALIGN_DOWN(x: int, a: int) -> int:
-    return x & ~(a - 1)
 
 
 def iova_mapped_as_huge_page(op: DrmGpuvaOpMap, addr: int) -> bool:

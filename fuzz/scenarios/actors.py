@@ -161,6 +161,16 @@ async def client_open(ptdev: PanthorDevice, name: str) -> Client | None:
     return Client(name, drm, pfile)
 
 
+async def clients_open(ptdev: PanthorDevice, n: int) -> list[Client]:
+    """``n`` clients ``file0``.. (the opens that failed left out)."""
+    clients = []
+    for i in range(n):
+        c = await client_open(ptdev, f"file{i}")
+        if c is not None:
+            clients.append(c)
+    return clients
+
+
 async def client_close(c: Client) -> None:
     """The last ``close()``: ``drm_file_free()`` drops the handles, then ``panthor_postclose()``."""
     if c.closed:
@@ -298,6 +308,7 @@ __all__ = [
     "Client",
     "client_close",
     "client_open",
+    "clients_open",
     "device_down",
     "device_up",
     "ioctl_bo_create",

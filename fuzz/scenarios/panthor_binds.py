@@ -36,6 +36,7 @@ from .actors import (
     Client,
     client_close,
     client_open,
+    clients_open,
     device_down,
     device_up,
     ioctl_bo_create,
@@ -83,11 +84,7 @@ async def bind_storm(
     jobs: Annotated[int, Range(0, 8)] = 1,
 ) -> None:
     ptdev = await device_up(k)
-    clients: list[Client] = []
-    for i in range(files):
-        c = await client_open(ptdev, f"file{i}")
-        if c is not None:
-            clients.append(c)
+    clients = await clients_open(ptdev, files)
     pending = Pending()
     threads = []
     for c in clients:

@@ -21,6 +21,7 @@ from panthor_testbed.mmu.panthor_drm import (
     DRM_PANTHOR_VM_BIND_OP_TYPE_UNMAP,
     drm_panthor_vm_bind_op,
 )
+from panthor_testbed.mmu.sizes import SZ_2M
 from panthor_testbed.sched import DmaFence, Kernel
 
 from ..scenario import Range, scenario
@@ -28,7 +29,7 @@ from .actors import (
     PAGE,
     Client,
     client_close,
-    client_open,
+    clients_open,
     device_down,
     device_up,
     ioctl_bo_create,
@@ -39,7 +40,6 @@ from .actors import (
 from .panthor_binds import _cmd_mapping
 from .program import CMD_VA, Pending, group_create
 
-SZ_2M: Final = 0x200000
 # The huge window: three 2M blocks from 4M (above the small-page window and CMD_VA).
 HUGE_BASE: Final = 0x400000
 HUGE_BLOCKS: Final = 3
@@ -117,11 +117,7 @@ async def huge_page_binds(
     jobs: Annotated[int, Range(0, 6)] = 1,
 ) -> None:
     ptdev = await device_up(k)
-    clients: list[Client] = []
-    for i in range(files):
-        c = await client_open(ptdev, f"file{i}")
-        if c is not None:
-            clients.append(c)
+    clients = await clients_open(ptdev, files)
     pending = Pending()
     threads = []
     for c in clients:

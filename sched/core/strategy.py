@@ -128,7 +128,7 @@ class RandomWalk(Strategy):
         return {"name": self.name, "seed": self.seed}
 
 
-class StickyWalk(Strategy):
+class StickyWalk(RandomWalk):
     """A random walk that mostly keeps the running thread.
 
     At each yield point the running thread goes on with probability
@@ -138,17 +138,15 @@ class StickyWalk(Strategy):
     average) with the rare switch at a random place: what a stress test under
     a non-preemptive scheduler gets, and what bugs that need one thread to run
     a long way between two others' steps need. Interrupts and data choices
-    are as in :class:`RandomWalk`.
+    are :class:`RandomWalk`'s.
     """
 
     name = "sticky"
 
     def __init__(self, seed: int, stretch: int = 20, steps_estimate: int = 100) -> None:
-        self.seed = seed
+        super().__init__(seed, steps_estimate)
         self.stretch = max(1, stretch)
         self.switch_p = 1.0 / self.stretch
-        self.steps_estimate = max(1, steps_estimate)
-        self.rng = random.Random(seed)
 
     def pick(self, k: Kernel, cur: SimThread | None, runnable: list[SimThread]) -> SimThread:
         n = len(runnable)
@@ -160,15 +158,9 @@ class StickyWalk(Strategy):
             return cur
         return runnable[int(self.rng.random() * n)]
 
-    def choose(self, k: Kernel, n: int, p_nonzero: float, what: str = "") -> int:
-        if self.rng.random() >= p_nonzero:
-            return 0
-        return 1 + int(self.rng.random() * (n - 1))
-
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "seed": self.seed,
+            **super().describe(),
             "stretch": self.stretch,
             "steps_estimate": self.steps_estimate,
         }

@@ -45,7 +45,9 @@ class KernelBoMap:
         return v if isinstance(v, int) else 0
 
     def write(self, offset: int, value: object) -> None:
-        self.csf.mem_write(self.pa(offset), value)
+        pa = self.pa(offset)
+        self.csf.mem_write(pa, value)
+        self.csf.hw.l2.cpu_write(pa)  # the GPU's L2 does not see it (ACE-Lite)
 
 
 class PanthorKernelBo:

@@ -1,13 +1,21 @@
 """Before 7de295d1a1a1 "drm/panthor: flush FW AS caches in slow reset path".
 
-``panthor_vm_flush_range()`` flushed the page-table caches only when
-``pm_runtime_active()``: a page-table update made while the device was
-resuming (the MCU VM's sections are reloaded then), suspending or resetting
-was written to memory but never flushed, so the GPU went on with a stale
-translation. The fix flushes whenever the VM has an AS (an AS is only
-assigned while the device is up) and adds ``panthor_vm_flush_all()`` for the
-firmware's slow reset (the ``panthor_fw.c`` half is not part of this
-injection: the firmware model has no slow reset path).
+``panthor_vm_flush_range()`` flushed only when ``pm_runtime_active()``. The
+firmware's slow reset path cleans and invalidates the MCU VM's L2 lines
+(``panthor_vm_flush_all()``) before the CPU reloads the sections, and on a
+runtime resume that path runs while the device is RPM_RESUMING: the gate
+skips the flush, so what the dead firmware left in the L2 (the lines it
+fetched, the dirty lines of its writable sections) outlives the reload, and
+the rebooted firmware runs on them instead of the fresh sections. The fix
+flushes whenever the VM has an AS (an AS is only assigned while the device is
+up). The seed has both halves of the fix; the ``panthor_fw.c`` half (the
+``panthor_vm_flush_all()`` call) stays, and this entry puts the gate back,
+which is what makes the call a no-op where it matters.
+
+Found by ``suspend-resume`` when the MCU fails its fast resume once (the
+scenario's first choice): the L2 model (``mmu/hw/l2_cache.py``) reports the
+rebooted MCU's fetch of a line the CPU rewrote (``bad-gpu-access``, "stale L2
+line").
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from panthor_testbed.mmu.panthor_mmu import (
 )
 from panthor_testbed.sched.drm.drm_drv import RPM_ACTIVE
 
-from .entry import Bug
+from .entry import Bug, FoundAs
 
 BUG = Bug(
     slug="flush-range-gated-on-pm-active",
@@ -32,13 +40,11 @@ BUG = Bug(
     commit="7de295d1a1a1",
     title="drm/panthor: flush FW AS caches in slow reset path",
     functions=("panthor_vm_flush_range",),
-    breaks="page-table updates made while the device is not RPM_ACTIVE (resuming, "
-    "suspending) are not flushed: the GPU keeps a stale translation",
+    breaks="L2 flushes asked for while the device is not RPM_ACTIVE (resuming, suspending) "
+    "are skipped: in the firmware's slow reset path on a resume the rebooted MCU runs on "
+    "stale L2 lines instead of the reloaded sections",
     scenario="suspend-resume",
-    not_found_yet=(
-        "the skipped flush matters in the firmware's slow reset path, which the "
-        "firmware model does not have; user VMs lose their AS before the device suspends"
-    ),
+    found_as=FoundAs("bad-gpu-access", "stale L2 line"),
 )
 
 

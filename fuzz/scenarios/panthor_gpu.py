@@ -249,7 +249,8 @@ async def unplug(
 @scenario(
     "suspend-resume",
     "binds and GPU jobs with idle gaps long enough for the device to runtime-suspend "
-    "(50 ms autosuspend) and resume on the next job, racing the suspend and the resume",
+    "(50 ms autosuspend) and resume on the next job, racing the suspend and the resume; "
+    "the MCU may fail a fast resume once (the slow reset path)",
     tags=("panthor", "pm", "vm-bind", "gpu-jobs"),
 )
 async def suspend_resume(
@@ -259,6 +260,10 @@ async def suspend_resume(
     jobs: Annotated[int, Range(0, 4)] = 2,
 ) -> None:
     ptdev = await device_up(k, runtime_pm=True)
+    if k.choose_data(2, 0.3, "mcu: the next boot fails (a fast resume falls back to a slow one)"):
+        # The firmware starts and dies on the next boot: panthor_fw_post_reset()
+        # stops it and reboots it from freshly reloaded sections.
+        gpu_control_of().inject_boot_failure(1)
     c = await client_open(ptdev, "file0")
     if c is None:
         await device_down(ptdev)

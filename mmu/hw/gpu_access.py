@@ -54,6 +54,7 @@ _AP_UNPRIV: Final = 1 << 6
 _AP_RDONLY: Final = 1 << 7
 _UXN: Final = 1 << 54
 _ADDR_MASK: Final = ARM_LPAE_PTE_ADDR_MASK
+_MEMATTR_NC: Final = 1  # AS_MEMATTR_AARCH64_INNER_OUTER_NC (bits 7:6): bypasses the L2
 
 PATH_TLB: Final = "stale TLB entry"
 PATH_WALK_CACHE: Final = "cached table walk (TLB walk cache)"
@@ -245,6 +246,7 @@ def translate(
         )
     if hit is None:
         tlb.fill(va, desc, lvl)
+    hw.last_cacheable = (attr >> 6) & 3 != _MEMATTR_NC
     idx = phys.frame(pa)
     if idx < 0 or phys.state[idx] != FRAME_GEM or not phys.owner[idx].gpu_pages_pinned():
         _bad(hw, a, va, kind, pa, "reached", path, detail)
@@ -278,6 +280,10 @@ async def gpu_access(
             k.ev("gpu-stall", f"AS{as_nr}", f"{va:#x}: locked region or UPDATE in flight")
             await a.lock_wq.wait()
             continue
-        if k.tracing and not isinstance(res, GpuFault):
+        if isinstance(res, GpuFault):
+            return res
+        if k.tracing:
             k.ev("gpu-access", f"AS{as_nr}", f"{R.ACCESS_TYPE_NAMES[kind & 3]} {va:#x} -> {res:#x}")
+        if hw.last_cacheable:
+            hw.l2.gpu_access(as_nr, va, res, kind)
         return res

@@ -9,20 +9,24 @@ soft reset :class:`~.mmu_hw.MaliHw` already models:
   canonical), moves them into or out of ``*_READY`` and raises
   ``GPU_IRQ_POWER_CHANGED``/``_ALL`` in GPU_INT_RAWSTAT. A soft reset or a power
   cycle turns every domain off.
-* **Cache flushes**: ``GPU_CMD`` ``GPU_FLUSH_CACHES(...)`` raises
-  ``GPU_IRQ_CLEAN_CACHES_COMPLETED`` after a latency.
+* **Cache flushes**: ``GPU_CMD`` ``GPU_FLUSH_CACHES(...)`` cleans and/or
+  invalidates the L2 (:mod:`.l2_cache`, as its L2 flags ask) and raises
+  ``GPU_IRQ_CLEAN_CACHES_COMPLETED`` after a latency; powering the L2 down
+  cleans and invalidates it.
   :meth:`GpuControl.inject_stuck_flush` makes the next flushes never complete.
 * **The MCU** (``MCU_CONTROL``/``MCU_STATUS``): writing ``MCU_CONTROL_AUTO``
-  boots the firmware. The MCU (a daemon thread ``gpu/mcu``) fetches the first
+  boots the firmware. The MCU (a daemon thread ``gpu/mcu``) touches the first
   word of every section of its :class:`FirmwareImage` through address space 0,
-  the MCU's own, like any GPU access: if a section is not mapped the access
+  the MCU's own, like any GPU access (it fetches code, reads read-only data and
+  writes its state into the writable sections): if a section is not mapped the access
   faults (latched on AS0), the MCU status becomes ``FATAL`` and the boot
   interrupt never comes; otherwise the status becomes ``ENABLED`` and the CSF
   raises ``JOB_INT_GLOBAL_IF``. ``MCU_CONTROL_DISABLE`` stops it. Ringing the
   global doorbell with ``GLB_REQ.HALT`` set halts a running MCU
   (``MCU_STATUS_HALT``, what a fast reset needs).
   :meth:`GpuControl.inject_boot_failure` makes the next boots fail (status
-  ``FATAL``) as a corrupted firmware would. A soft reset disables the MCU.
+  ``FATAL``) as a firmware that starts and then dies would (after its
+  accesses: what it wrote stays in the L2). A soft reset disables the MCU.
 * **GPU faults**: :meth:`GpuControl.inject_gpu_fault` latches ``GPU_FAULT_STATUS``
   and ``GPU_FAULT_ADDR`` and raises ``GPU_IRQ_FAULT``.
 
@@ -33,6 +37,7 @@ domain dependencies (L2 before cores).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -40,7 +45,7 @@ from ...sched.core.kernel import NSEC_PER_USEC, Kernel, Timer, current_kernel
 from ...sched.core.waitqueue import WaitQueue
 from .. import regs as R
 from ..sizes import U32_MAX
-from .gpu_access import ACCESS_TYPE_EX, ACCESS_TYPE_READ, GpuFault
+from .gpu_access import ACCESS_TYPE_EX, ACCESS_TYPE_READ, ACCESS_TYPE_WRITE, GpuFault
 
 if TYPE_CHECKING:
     from .mmu_hw import MaliHw
@@ -242,7 +247,9 @@ class GpuControl:
         lat = cfg.flush_latency_ns[
             k.choose_data(len(cfg.flush_latency_ns), cfg.flush_latency_p_nonzero, what="flush")
         ]
-        self.timers.append(k.add_timer(lat, self._flush_done, "GPU cache flush"))
+        self.timers.append(
+            k.add_timer(lat, functools.partial(self._flush_done, cmd), "GPU cache flush")
+        )
         return True
 
     def soft_reset(self) -> None:
@@ -277,6 +284,8 @@ class GpuControl:
                 d.ready |= mask
             else:
                 d.ready &= ~mask
+                if d.name == "l2" and not d.ready:
+                    self.hw.l2.clean_invalidate("L2 power-down")
             bits = R.GPU_IRQ_POWER_CHANGED
             if not any(x.trans for x in self.domains.values()):
                 bits |= R.GPU_IRQ_POWER_CHANGED_ALL
@@ -284,8 +293,13 @@ class GpuControl:
 
         self.timers.append(k.add_timer(lat, done, f"{d.name} power {'on' if on else 'off'}"))
 
-    def _flush_done(self) -> None:
+    def _flush_done(self, cmd: int) -> None:
         self.flushes += 1
+        l2 = (cmd >> 8) & 0xF
+        if l2 & R.CACHE_CLEAN:
+            self.hw.l2.clean("GPU_FLUSH_CACHES")
+        if l2 & R.CACHE_INV:
+            self.hw.l2.invalidate("GPU_FLUSH_CACHES")
         self.hw._set_gpu(self.hw.gpu_rawstat | R.GPU_IRQ_CLEAN_CACHES_COMPLETED, self.hw.gpu_mask)
 
     def inject_stuck_flush(self, n: int = 1) -> None:
@@ -353,17 +367,29 @@ class GpuControl:
             csf_of(self.hw)._raise_job_irq(R.JOB_INT_GLOBAL_IF)
 
     async def _mcu_boot(self, epoch: int) -> bool:
-        """Fetch every section's first word through AS0; False on a fault or injected failure."""
-        if self.boot_failures > 0:
-            self.boot_failures -= 1
-            return False
+        """Touch every section's first word through AS0; False on a fault or injected failure.
+
+        The firmware fetches its code and read-only data and writes its own state
+        into its writable sections (a write access), so a boot leaves lines of
+        them in the L2 (dirty ones for the writable sections). An injected
+        failure happens after that, as a firmware that started and then died
+        would: what it wrote stays in the L2.
+        """
         for s in self.config.firmware.sections:
-            kind = ACCESS_TYPE_EX if s.flags & CSF_FW_BINARY_IFACE_ENTRY_EX else ACCESS_TYPE_READ
+            if s.flags & CSF_FW_BINARY_IFACE_ENTRY_EX:
+                kind = ACCESS_TYPE_EX
+            elif s.flags & CSF_FW_BINARY_IFACE_ENTRY_WR:
+                kind = ACCESS_TYPE_WRITE
+            else:
+                kind = ACCESS_TYPE_READ
             res = await self.hw.access(0, s.va_start, kind)
             if epoch != self.mcu_epoch:
                 return False
             if isinstance(res, GpuFault):
                 return False
+        if self.boot_failures > 0:
+            self.boot_failures -= 1
+            return False
         return True
 
 

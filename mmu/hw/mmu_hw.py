@@ -53,6 +53,7 @@ from ...sched.core.waitqueue import WaitQueue
 from .. import regs as R
 from ..sizes import U32_MAX, U64_MAX
 from .gpu_access import GpuFault, gpu_access
+from .l2_cache import L2Cache
 from .tlb import Tlb
 
 if TYPE_CHECKING:
@@ -226,6 +227,8 @@ class MaliHw:
         self._gpu_irq: IrqLine | None = None
         self.faults: list[GpuFault] = []  # every fault latched, for tests and reports
         self.blocks: list[RegisterBlock] = []  # other register blocks (CSF), see add_block()
+        self.l2 = L2Cache()
+        self.last_cacheable = False  # the last translation's memory attribute allocates in the L2
 
     # ------------------------------------------------------------ run binding
 
@@ -512,6 +515,9 @@ class MaliHw:
             a.stalled = False
             k.ev("as-update", f"AS{a.nr}", f"transtab={a.transtab:#x} transcfg={a.transcfg:#x}")
             a.lock_wq.wake_all()  # accesses waiting for the new config
+        elif cmd in (R.AS_COMMAND_FLUSH_PT, R.AS_COMMAND_FLUSH_MEM):
+            # "Flush all L2 caches then issue a flush region command to all MMUs".
+            self.l2.clean_invalidate(f"AS{a.nr} {R.AS_COMMAND_NAMES[cmd]}")
         self._flush_region(a, R.AS_COMMAND_NAMES[cmd])
 
     def _flush_region(self, a: AddressSpace, why: str) -> None:
@@ -566,6 +572,7 @@ class MaliHw:
             a.lock_wq.wake_all()
         self.mmu_rawstat = 0
         self.mmu_mask = 0
+        self.l2.lose("soft reset")
         for b in self.blocks:
             b.soft_reset()
         current_kernel().ev("gpu-reset", "gpu", "all AS disabled, MMU interrupts cleared")

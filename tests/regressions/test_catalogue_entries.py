@@ -79,6 +79,10 @@ CASES = [
         not_clean_because=_VM_DESTROY,
     ),
     Case("sched-fini-after-failed-init", 10, seed=2, not_clean_because=_VM_DESTROY),
+    # Seed 1 finds it in run 15, where the fixed model meets an open finding instead
+    # (the MCU starved past its second boot's timeout: a failed resume's WARN in
+    # queue_run_job(); docs/catalogue.md); seed 2 finds it in 4 runs.
+    Case("flush-range-gated-on-pm-active", 10, seed=2),
 ]
 
 

@@ -7,8 +7,10 @@ its selection: a ``pre-seed`` bug with ``inject=[slug], patch=["all"]``, a
 
 * ``time-to-bug-<slug>``: wall seconds of ``api.fuzz(scenario, runs=CAP_RUNS,
   time_budget=cap, seed=s, ...)`` (the default portfolio strategy) until it
-  returns with a failure, median over seeds ``1..SEEDS``; a seed that finds
-  nothing counts as the cap.
+  returns with a failure, less the time it spent writing that failure's
+  replay file (``Found.replay_s``: one more run, confirming the file replays;
+  naive stress writes none), median over seeds ``1..SEEDS``; a seed that
+  finds nothing counts as the cap.
 * ``naive-stress-<slug>`` (its baseline): the same scenario, selection and
   model code under :class:`~panthor_testbed.sched.core.naive.NaiveStress`
   (Trio-like FIFO scheduling, random ``trio.sleep(0)`` checkpoints and
@@ -169,7 +171,10 @@ def time_to_bug(
     finally:
         uninstall()
     sc = result.scenarios[0]
-    return wall, (dict(sc.failures[0].failure) if sc.failures else None), sc.runs
+    if not sc.failures:
+        return wall, None, sc.runs
+    # Naive stress writes no replay file: the run that confirms one is not counted.
+    return wall - sc.failures[0].replay_s, dict(sc.failures[0].failure), sc.runs
 
 
 def naive_stress(
@@ -293,6 +298,7 @@ def _figures(entry: Entry, ttb: Measured, naive: Measured, seeds: int, cap: floa
         f"cap {cap:g} s/seed (a seed that finds nothing counts as the cap); "
         f"portfolio: {ttb.describe()}; naive: {naive.describe()}{capped}; "
         "a seed counts only if its first failure is the entry's (found_as); "
+        "time-to-bug leaves out writing the replay file (one confirming run); "
         "naive = NaiveStress: FIFO run queue, "
         f"random checkpoints (p={CHECKPOINT_P:g}, {DELAY_P:g} of them real-time delays), "
         "uniform random inputs, run by the executor (not real Trio tasks)"

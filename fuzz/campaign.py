@@ -114,6 +114,9 @@ class Found:
     replay_file: ReplayFile | None = None
     witness_file: ReplayFile | None = None
     halves: list[dict[str, Any]] | None = None  # an inversion seen across batches: who saw what
+    # Wall seconds spent writing the replay file (one more run that confirms it
+    # replays); reported only, never a decision.
+    replay_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -338,6 +341,7 @@ class _ScenarioFold:
             rf = o.replay
             assert isinstance(rf, ReplayFile), "a batch's first failure of a kind has its file"
             found = Found(self.name, rf.failure, o.run_index, plan.seed, "", replay_file=rf)
+            found.replay_s = o.replay_s
             found.replay = camp.save(found, rf, replay_name(self.name, plan.seed))
             self._add(found, o.choices)
             stop = self._after_failure(found, f)

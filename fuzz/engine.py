@@ -240,8 +240,10 @@ async def arun_batch(
         k = await execute(run_spec, plan.make_strategy(), graph, run_id=base + plan.run_index)
         failure = _failure_summary(k)
         rf = None
+        replay_s = 0.0
         if failure is not None and failure["signature"] not in seen:
             seen.add(failure["signature"])
+            t_replay = time.monotonic()
             rf = await replay_file_of(
                 k,
                 run_spec,
@@ -249,6 +251,7 @@ async def arun_batch(
                 seed=plan.seed,
                 reported_before=reported_before,
             )
+            replay_s = time.monotonic() - t_replay
         features = summary = None
         if cov_mod is not None:
             rc = cov_mod.collect(k)
@@ -263,6 +266,7 @@ async def arun_batch(
             coverage=features,
             coverage_summary=summary,
             lock_edges=diff.new(),
+            replay_s=replay_s,
         )
         outcomes.append(outcome)
         if on_outcome is not None:

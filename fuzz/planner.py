@@ -108,7 +108,9 @@ class RunOutcome:
     what the campaign report merges (seed functions entered, lock pairs).
     ``lock_edges``: the lock-order dependencies the run added to its batch's
     lockdep graph (``Edge.to_json()``, with the sites that made them), for
-    the client's one merged graph.
+    the client's one merged graph. ``replay_s``: the wall seconds spent
+    writing ``replay`` (one more run, to confirm it replays); reported only,
+    never a decision.
     """
 
     run_index: int
@@ -119,6 +121,7 @@ class RunOutcome:
     coverage: tuple[int, ...] | None = None
     coverage_summary: dict[str, Any] | None = None
     lock_edges: tuple[dict[str, Any], ...] = ()
+    replay_s: float = 0.0
 
 
 class Planner(Protocol):

@@ -360,8 +360,8 @@ async def panthor_fw_unplug(ptdev: PanthorDevice) -> None:
     This function must make sure all pending operations are flushed before
     will release device resources, thus preventing any interaction with the HW.
     """
-    from .panthor_gpu import panthor_gpu_power_off
-    from .panthor_mmu import panthor_vm_put
+    from panthor_testbed.mmu.panthor_gpu import panthor_gpu_power_off
+    from panthor_testbed.mmu.panthor_mmu import panthor_vm_put
 
     fw: PanthorFw = ptdev.fw
 

@@ -89,18 +89,35 @@ def panthor_fw_sched(ptdev: PanthorDevice) -> PanthorFwSched:
 # ---------------------------------------------------------------- interfaces
 
 
+def _shared_section_mem(ptdev: PanthorDevice) -> None:
+    """Touch the memory the interfaces live in (the FW's shared section).
+
+    In the kernel an interface's ``input``/``output`` point into the shared
+    section's kernel mapping, which ``panthor_fw_unplug()`` frees: reading the
+    section's kernel BO here makes a use after that free a finding (the BO is
+    poisoned once freed). Devices built without the firmware image (unit
+    tests of the scheduler) have no shared section.
+    """
+    section = getattr(getattr(ptdev, "fw", None), "shared_section", None)
+    if section is not None:
+        section.mem.kmap  # noqa: B018 -- the read is the check
+
+
 def panthor_fw_get_glb_iface(ptdev: PanthorDevice) -> GlbIface:
     """``panthor_fw_get_glb_iface()``."""
+    _shared_section_mem(ptdev)
     return panthor_fw_sched(ptdev).csf.glb
 
 
 def panthor_fw_get_csg_iface(ptdev: PanthorDevice, csg_slot: int) -> CsgIface:
     """``panthor_fw_get_csg_iface()``."""
+    _shared_section_mem(ptdev)
     return panthor_fw_sched(ptdev).csf.csg[csg_slot]
 
 
 def panthor_fw_get_cs_iface(ptdev: PanthorDevice, csg_slot: int, cs_slot: int) -> CsIface:
     """``panthor_fw_get_cs_iface()``."""
+    _shared_section_mem(ptdev)
     return panthor_fw_sched(ptdev).csf.csg[csg_slot].cs[cs_slot]
 
 

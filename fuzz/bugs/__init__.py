@@ -42,6 +42,9 @@ ENTRIES: dict[str, str] = {
     "huge-block-of-small-folios": "huge_block_of_small_folios",
     "kernel-bo-va-uaf": "kernel_bo_va_uaf",
     "sched-fini-after-failed-init": "sched_fini_after_failed_init",
+    "fw-events-work-after-unplug": "fw_events_work_after_unplug",
+    "unplug-leaves-groups-on-csg-slots": "unplug_leaves_groups_on_csg_slots",
+    "fw-unplug-frees-sections-before-l2-flush": "fw_unplug_frees_sections_before_l2_flush",
 }
 
 

@@ -634,6 +634,58 @@ async def cancel_delayed_work_sync(dwork: DelayedWork) -> bool:
     return await _cancel_work_sync(dwork.work, dwork)
 
 
+async def _disable_work(work: WorkStruct, dwork: DelayedWork | None, *, sync: bool) -> bool:
+    """``__cancel_work[_sync](work, WORK_CANCEL_DISABLE)``: the count stays raised."""
+    await preempt()
+    k = current_kernel()
+    ret = _grab_pending(work, dwork)
+    work.disable += 1
+    if sync:
+        might_sleep()
+        await _flush_work(k, work, True)
+    return ret
+
+
+async def disable_work(work: WorkStruct) -> bool:
+    """``disable_work()``: dequeue and refuse later queueing until :func:`enable_work`."""
+    return await _disable_work(work, None, sync=False)
+
+
+async def disable_work_sync(work: WorkStruct) -> bool:
+    """``disable_work_sync()``: :func:`disable_work`, then wait for a running instance."""
+    return await _disable_work(work, None, sync=True)
+
+
+async def disable_delayed_work(dwork: DelayedWork) -> bool:
+    """``disable_delayed_work()``."""
+    return await _disable_work(dwork.work, dwork, sync=False)
+
+
+async def disable_delayed_work_sync(dwork: DelayedWork) -> bool:
+    """``disable_delayed_work_sync()``."""
+    return await _disable_work(dwork.work, dwork, sync=True)
+
+
+def enable_work(work: WorkStruct) -> bool:
+    """``enable_work()``: undo one disable; True when the work can be queued again."""
+    k = current_kernel()
+    if work.disable == 0:
+        _warn(
+            k,
+            f"workqueue: work disable count underflowed ({work.name}, enable_work() at "
+            f"{format_site(fast_site(2))})",
+            "warn:workqueue-enable-unbalanced",
+        )
+        return True
+    work.disable -= 1
+    return work.disable == 0
+
+
+def enable_delayed_work(dwork: DelayedWork) -> bool:
+    """``enable_delayed_work()``."""
+    return enable_work(dwork.work)
+
+
 async def flush_workqueue(wq: Workqueue) -> None:
     """``flush_workqueue()``: wait for every instance queued before the call."""
     await preempt()

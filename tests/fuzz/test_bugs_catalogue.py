@@ -6,7 +6,7 @@ import pytest
 
 from panthor_testbed.fuzz.bugs import ENTRIES, UnknownBug, get_entry, installed
 from panthor_testbed.fuzz.bugs.install import resolve, source_diff
-from panthor_testbed.mmu import panthor_gem, panthor_mmu, panthor_sched
+from panthor_testbed.mmu import panthor_fw, panthor_gem, panthor_mmu, panthor_sched
 
 
 @pytest.mark.parametrize("slug", list(ENTRIES))
@@ -32,7 +32,7 @@ def test_an_entry_is_described(slug: str) -> None:
     # fix of another entry brings.
     later = [get_entry(s).module for s in ENTRIES if s != slug]
     for fn in bug.functions:
-        ported = any(hasattr(m, fn) for m in (panthor_mmu, panthor_sched, panthor_gem))
+        ported = any(hasattr(m, fn) for m in (panthor_mmu, panthor_sched, panthor_gem, panthor_fw))
         assert ported or fn.startswith("panthor_device") or any(hasattr(m, fn) for m in later)
 
 

@@ -83,6 +83,9 @@ CASES = [
     # (the MCU starved past its second boot's timeout: a failed resume's WARN in
     # queue_run_job(); docs/catalogue.md); seed 2 finds it in 4 runs.
     Case("flush-range-gated-on-pm-active", 10, seed=2),
+    Case("fw-events-work-after-unplug", 80, seed=3),
+    Case("unplug-leaves-groups-on-csg-slots", 10),
+    Case("fw-unplug-frees-sections-before-l2-flush", 200, seed=2),
 ]
 
 

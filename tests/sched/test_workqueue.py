@@ -17,6 +17,10 @@ from panthor_testbed.sched import (
     cancel_delayed_work,
     cancel_work_sync,
     destroy_workqueue,
+    disable_delayed_work_sync,
+    disable_work,
+    disable_work_sync,
+    enable_work,
     flush_work,
     flush_workqueue,
     mod_delayed_work,
@@ -448,3 +452,89 @@ async def test_queue_flush_cancel_under_the_explorer() -> None:
 
     r = await aexplore_all(scenario, preemption_bound=2)
     assert r.complete and not r.failing, [k.primary_failure for k, _ in r.failing]
+
+
+async def test_disable_work_sync_waits_and_refuses_until_enabled() -> None:
+    """``disable_work_sync()``: dequeue, wait for the running instance, refuse re-queues."""
+    got: list[tuple[str, int]] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_workqueue("wq", WQ_UNBOUND, 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            got.append(("run", k.now))
+            await k.sleep_ns(1_000)
+
+        w = INIT_WORK(fn, "&w")
+        await queue_work(wq, w)
+        await k.sleep_ns(10)  # running
+        assert not await disable_work_sync(w)  # it was running, not pending
+        got.append(("disabled", k.now))
+        assert not await queue_work(wq, w)  # refused: disabled
+        assert not work_pending(w)
+        assert enable_work(w)
+        await queue_work(wq, w)
+        await flush_work(w)
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert [g[0] for g in got] == ["run", "disabled", "run"]
+    assert got[1][1] >= 1_000  # it waited for the running instance
+
+
+async def test_disable_work_drops_a_pending_instance_and_nests() -> None:
+    ran: list[int] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_ordered_workqueue("ordered", 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            ran.append(k.now)
+
+        w = INIT_WORK(fn, "&w")
+        assert await queue_work(wq, w)
+        assert await disable_work(w)  # was pending: dropped
+        assert await disable_work(w) is False  # nothing pending the second time
+        assert not enable_work(w)  # still disabled once
+        assert not await queue_work(wq, w)
+        assert enable_work(w)
+        assert await queue_work(wq, w)
+        await flush_workqueue(wq)
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert len(ran) == 1
+
+
+async def test_disable_delayed_work_sync_stops_the_timer() -> None:
+    ran: list[int] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_workqueue("wq", WQ_UNBOUND, 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            ran.append(k.now)
+
+        dw = INIT_DELAYED_WORK(fn, "&dw")
+        assert await queue_delayed_work(wq, dw, 10)
+        assert await disable_delayed_work_sync(dw)
+        assert not await queue_delayed_work(wq, dw, 1)
+        await k.sleep_ns(100_000_000)
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert ran == []
+
+
+async def test_enable_work_of_an_enabled_work_warns() -> None:
+    async def body(k: Kernel) -> None:
+        async def fn(work: WorkStruct) -> None:
+            pass
+
+        enable_work(INIT_WORK(fn, "&w"))
+
+    k = await arun(body)
+    assert [f.signature for f in k.failures] == ["warn:workqueue-enable-unbalanced"]

@@ -45,6 +45,7 @@ ENTRIES: dict[str, str] = {
     "fw-events-work-after-unplug": "fw_events_work_after_unplug",
     "unplug-leaves-groups-on-csg-slots": "unplug_leaves_groups_on_csg_slots",
     "fw-unplug-frees-sections-before-l2-flush": "fw_unplug_frees_sections_before_l2_flush",
+    "bind-job-maps-destroyed-vm": "bind_job_maps_destroyed_vm",
 }
 
 

@@ -53,7 +53,7 @@ CASES = [
     Case("unmap-vma-prealloc-one-short", 10),
     # Seed 1's first finding is this bug's other face (the seed's own WARN on the
     # failed unmap in panthor_gpuva_sm_step_unmap()); seed 4 meets the desync itself.
-    Case("unmap-failure-desyncs-gpuvm", 10, seed=4),
+    Case("unmap-failure-desyncs-gpuvm", 20, seed=4),
     Case("sm-step-map-leaks-vma", 40),
     Case("kernel-bo-on-extobj-list", 250),
     Case("submit-fence-on-dropped-contended-bo", 1000, True),
@@ -65,17 +65,18 @@ CASES = [
     # A data-choice bug (a page layout whose small chunks merge into an aligned 2M
     # segment): seed 1 takes 2723 runs, seed 3 480.
     Case("huge-block-of-small-folios", 500, True, seed=3),
-    # Found under allocation failures (the entry's config); seeds 1, 2 first meet the
+    # Found under allocation failures (the entry's config); seed 1 first meets the
     # seed's other error-path findings (docs/catalogue.md, "Open findings").
     Case(
         "prepare-map-enomem-returns-0",
         10,
+        seed=2,
         not_clean_because=_VM_DESTROY,
     ),
     Case(
         "kernel-bo-va-uaf",
         10,
-        seed=3,
+        seed=2,
         not_clean_because=_VM_DESTROY,
     ),
     Case("sched-fini-after-failed-init", 10, seed=2, not_clean_because=_VM_DESTROY),
@@ -83,9 +84,10 @@ CASES = [
     # (the MCU starved past its second boot's timeout: a failed resume's WARN in
     # queue_run_job(); docs/catalogue.md); seed 2 finds it in 4 runs.
     Case("flush-range-gated-on-pm-active", 10, seed=2),
-    Case("fw-events-work-after-unplug", 80, seed=3),
+    Case("fw-events-work-after-unplug", 40),
     Case("unplug-leaves-groups-on-csg-slots", 10),
     Case("fw-unplug-frees-sections-before-l2-flush", 200, seed=2),
+    Case("bind-job-maps-destroyed-vm", 10),
 ]
 
 

@@ -46,6 +46,7 @@ ENTRIES: dict[str, str] = {
     "unplug-leaves-groups-on-csg-slots": "unplug_leaves_groups_on_csg_slots",
     "fw-unplug-frees-sections-before-l2-flush": "fw_unplug_frees_sections_before_l2_flush",
     "bind-job-maps-destroyed-vm": "bind_job_maps_destroyed_vm",
+    "vm-destroy-unmap-fails-on-enomem": "vm_destroy_unmap_fails_on_enomem",
 }
 
 

@@ -59,7 +59,9 @@ BUG = Bug(
     breaks="an allocation failure in op-context preparation returns 0: the caller uses a "
     "half-built op context that was already cleaned up",
     scenario="bind-storm",
-    found_as=FoundAs("use-after-free", "double free of PanthorVma"),
+    # Any use of the torn-down op context: a double free of its VMA, a read of its
+    # freed VMA or vm_bo.
+    found_as=FoundAs("use-after-free", "free"),
     config={"alloc_fail_probability": 0.01},
 )
 

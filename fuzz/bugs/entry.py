@@ -10,16 +10,27 @@ Kind = Literal["pre-seed", "latent", "upstream"]
 
 @dataclass(frozen=True)
 class FoundAs:
-    """How a finding of the bug reads: its failure kind and words of its message."""
+    """How a finding of the bug reads: its failure kind and words of its message.
+
+    ``alternatives``: other ``(kind, words)`` the same bug is reported as (another
+    face of it, which some schedules reach first); each must be gone with the fix.
+    """
 
     kind: str
     words: str
+    alternatives: tuple[tuple[str, str], ...] = ()
 
     def matches(self, failure: dict[str, Any]) -> bool:
-        return failure.get("kind") == self.kind and self.words in str(failure.get("message", ""))
+        kind, message = failure.get("kind"), str(failure.get("message", ""))
+        return any(
+            kind == k and w in message for k, w in ((self.kind, self.words), *self.alternatives)
+        )
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "words": self.words}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "words": self.words}
+        if self.alternatives:
+            out["or"] = [{"kind": k, "words": w} for k, w in self.alternatives]
+        return out
 
 
 @dataclass(frozen=True)

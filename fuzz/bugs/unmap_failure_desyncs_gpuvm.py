@@ -74,7 +74,16 @@ BUG = Bug(
     "gpuvm step: the VA tree keeps a mapping the page table lost, and the next unmap "
     "of it WARNs on empty entries",
     scenario="reset-during-bind",
-    found_as=FoundAs("warn", "WARN_ON(!pte)"),
+    # Or its other faces: the seed's own WARN on the failed unmap (the fix drops it),
+    # and a later map over the page-table entries the desync left ("unmap first").
+    found_as=FoundAs(
+        "warn",
+        "WARN_ON(!pte)",
+        alternatives=(
+            ("warn", "in panthor_gpuva_sm_step_unmap"),
+            ("warn", "We require an unmap first"),
+        ),
+    ),
 )
 
 

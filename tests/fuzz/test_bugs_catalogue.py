@@ -88,3 +88,20 @@ def test_bugs_lists_an_entrys_config_as_the_fuzz_options_that_set_it(
     block = out.split("kernel-bo-va-uaf (latent, --patch)")[1].split("\n\n")[0]
     assert "found by: bind-storm --alloc-fail-probability 0.01" in block
     assert "found by: huge-page-binds\n" in out
+
+
+def test_found_as_alternatives_match_and_are_listed() -> None:
+    from panthor_testbed.fuzz.bugs.entry import FoundAs
+
+    fa = FoundAs("warn", "first words", alternatives=(("bad-gpu-access", "other face"),))
+    assert fa.matches({"kind": "warn", "message": "x first words y"})
+    assert fa.matches({"kind": "bad-gpu-access", "message": "the other face"})
+    assert not fa.matches(
+        {"kind": "warn", "message": "the other face"}
+    )  # kind and words go together
+    assert fa.to_json() == {
+        "kind": "warn",
+        "words": "first words",
+        "or": [{"kind": "bad-gpu-access", "words": "other face"}],
+    }
+    assert FoundAs("leak", "x").to_json() == {"kind": "leak", "words": "x"}

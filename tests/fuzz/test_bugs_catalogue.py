@@ -96,9 +96,8 @@ def test_found_as_alternatives_match_and_are_listed() -> None:
     fa = FoundAs("warn", "first words", alternatives=(("bad-gpu-access", "other face"),))
     assert fa.matches({"kind": "warn", "message": "x first words y"})
     assert fa.matches({"kind": "bad-gpu-access", "message": "the other face"})
-    assert not fa.matches(
-        {"kind": "warn", "message": "the other face"}
-    )  # kind and words go together
+    # The kind and the words go together.
+    assert not fa.matches({"kind": "warn", "message": "the other face"})
     assert fa.to_json() == {
         "kind": "warn",
         "words": "first words",

@@ -53,17 +53,24 @@ class L2Line:
     version: int  # the line's CPU-write count when the GPU cached it
     dirty: bool
     step: int  # when it was cached (the run's step), for the report
-    by: str  # "AS<n> READ at VA ...": the access that cached it
+    as_nr: int  # the access that cached it (formatted only for a report)
+    va: int
+    kind: int
+
+    @property
+    def by(self) -> str:
+        return f"AS{self.as_nr} {R.ACCESS_TYPE_NAMES[self.kind & 3]} at VA {self.va:#x}"
 
 
 class L2Cache:
     """Which lines the GPU holds, clean or dirty (see the module doc)."""
 
-    __slots__ = ("cpu_writes", "flushes", "lines")
+    __slots__ = ("flushes", "lines", "versions", "wrote_at")
 
     def __init__(self) -> None:
         self.lines: dict[int, L2Line] = {}  # line number (PA >> 6) -> what the GPU holds
-        self.cpu_writes: dict[int, tuple[int, int]] = {}  # line -> (version, step of last write)
+        self.versions: dict[int, int] = {}  # line -> CPU writes to it so far
+        self.wrote_at: dict[int, int] = {}  # line -> the step of the last CPU write
         self.flushes = 0  # cleans + invalidates completed (for tests)
 
     # ------------------------------------------------------------ the two sides
@@ -71,16 +78,21 @@ class L2Cache:
     def cpu_write(self, pa: int) -> None:
         """The CPU wrote memory at ``pa`` (through a kernel mapping)."""
         line = pa >> L2_LINE_SHIFT
-        version = self.cpu_writes.get(line, (0, 0))[0] + 1
-        self.cpu_writes[line] = (version, current_kernel().steps)
+        self.versions[line] = self.versions.get(line, 0) + 1
+        self.wrote_at[line] = current_kernel().steps
 
     def gpu_access(self, as_nr: int, va: int, pa: int, kind: int) -> None:
         """A GPU access through a cacheable mapping: check the line, then cache it."""
         line = pa >> L2_LINE_SHIFT
-        version = self.cpu_writes.get(line, (0, 0))[0]
         held = self.lines.get(line)
-        access = R.ACCESS_TYPE_NAMES[kind & 3]
-        if held is not None and held.version != version:
+        dirty = kind in (ACCESS_TYPE_WRITE, ACCESS_TYPE_ATOMIC)
+        if held is None:
+            self.lines[line] = L2Line(
+                self.versions.get(line, 0), dirty, current_kernel().steps, as_nr, va, kind
+            )
+            return
+        if held.version != self.versions.get(line, 0):
+            access = R.ACCESS_TYPE_NAMES[kind & 3]
             self._stale(
                 f"GPU {access} at VA {va:#x} on AS{as_nr} hit a stale L2 line (PA {pa:#x})",
                 access,
@@ -88,11 +100,7 @@ class L2Cache:
                 held,
                 "the GPU used what it had cached, not what memory holds",
             )
-        k = current_kernel()
-        dirty = kind in (ACCESS_TYPE_WRITE, ACCESS_TYPE_ATOMIC)
-        if held is None:
-            self.lines[line] = L2Line(version, dirty, k.steps, f"AS{as_nr} {access} at VA {va:#x}")
-        elif dirty:
+        if dirty:
             held.dirty = True
 
     # ------------------------------------------------------------ maintenance
@@ -108,8 +116,7 @@ class L2Cache:
             held = self.lines[line]
             if not held.dirty:
                 continue
-            version = self.cpu_writes.get(line, (0, 0))[0]
-            if held.version != version:
+            if held.version != self.versions.get(line, 0):
                 self._stale(
                     f"L2 write-back ({why}) of a dirty line over memory the CPU wrote "
                     f"since (PA {line << L2_LINE_SHIFT:#x})",
@@ -137,7 +144,7 @@ class L2Cache:
 
     def _stale(self, msg: str, access: str, line: int, held: L2Line, effect: str) -> None:
         k: Kernel = current_kernel()
-        version, wrote_at = self.cpu_writes.get(line, (0, 0))
+        version, wrote_at = self.versions.get(line, 0), self.wrote_at.get(line, 0)
         report = "\n".join(
             [
                 f"bad-gpu-access: {msg}",

@@ -162,3 +162,73 @@ def test_l2_power_down_cleans_and_invalidates() -> None:
         await rig.hw.access(AS, VA + 0x100, GPU_READ)
 
     assert _stale(run(scenario)) == []
+
+
+def test_a_line_is_64_bytes() -> None:
+    async def scenario(k: Kernel) -> None:
+        rig = Rig()
+        await rig.setup(prot=CACHED)
+        await rig.hw.access(AS, VA + 0x100, GPU_READ)
+        rig.hw.l2.cpu_write(rig.pa_of(0x138))  # the last word of the same 64-byte line
+        await rig.hw.access(AS, VA + 0x100, GPU_READ)
+
+    assert _stale(run(scenario)) == [f"{STALE}:read"]
+
+
+def test_a_write_hitting_a_stale_line_is_reported_as_a_write() -> None:
+    async def scenario(k: Kernel) -> None:
+        rig = Rig()
+        await rig.setup(prot=CACHED)
+        await rig.hw.access(AS, VA + 0x100, GPU_READ)
+        await k.sleep_ns(10)
+        rig.hw.l2.cpu_write(rig.pa_of(0x100))
+        await rig.hw.access(AS, VA + 0x100, GPU_WRITE)
+
+    k = run(scenario)
+    assert _stale(k) == [f"{STALE}:write"]
+    assert k.failures[0].message.startswith("GPU WRITE at VA")
+    # The report says when the CPU wrote the line (a step after the GPU cached it).
+    report = k.failures[0].report
+    cached = int(report.split("cached at step ")[1].split()[0])
+    wrote = int(report.split("last at step ")[1].split()[0])
+    assert wrote > cached > 0
+
+
+def test_a_write_to_a_clean_line_makes_it_dirty() -> None:
+    async def scenario(k: Kernel) -> None:
+        rig = Rig()
+        await rig.setup(prot=CACHED)
+        await rig.hw.access(AS, VA + 0x100, GPU_READ)  # cached clean
+        await rig.hw.access(AS, VA + 0x100, GPU_WRITE)  # now dirty
+        rig.hw.l2.cpu_write(rig.pa_of(0x100))
+        rig.hw.l2.clean("test")
+
+    assert _stale(run(scenario)) == [f"{STALE}:write-back"]
+
+
+def test_a_flush_writes_dirty_lines_back_before_dropping_them() -> None:
+    async def scenario(k: Kernel) -> None:
+        rig = Rig()
+        await rig.setup(prot=CACHED)
+        await rig.hw.access(AS, VA + 0x100, GPU_WRITE)
+        rig.hw.l2.cpu_write(rig.pa_of(0x100))
+        await do_operation(rig.hw, AS, VA, 0x1000, R.AS_COMMAND_FLUSH_PT)
+
+    assert _stale(run(scenario)) == [f"{STALE}:write-back"]
+
+
+def test_a_clean_leaves_the_lines_clean_and_counts() -> None:
+    async def scenario(k: Kernel) -> None:
+        rig = Rig()
+        await rig.setup(prot=CACHED)
+        l2 = rig.hw.l2
+        before = l2.flushes
+        await rig.hw.access(AS, VA + 0x100, GPU_WRITE)
+        l2.clean("first")
+        assert l2.flushes == before + 1 and not l2.lines[rig.pa_of(0x100) >> 6].dirty
+        rig.hw.l2.cpu_write(rig.pa_of(0x100))
+        l2.clean("second")  # nothing dirty: no write-back over the CPU's write
+        assert l2.flushes == before + 2
+        await rig.hw.access(AS, VA + 0x100, GPU_READ)  # but the line is stale
+
+    assert _stale(run(scenario)) == [f"{STALE}:read"]

@@ -33,6 +33,7 @@ from panthor_testbed.sched import (
     cancel_work_sync,
     complete,
     destroy_workqueue,
+    disable_work_sync,
     dma_fence_add_callback,
     dma_fence_begin_signalling,
     dma_fence_context_alloc,
@@ -351,6 +352,8 @@ def _cancel_or_flush_a_running_work(op: str, *, ordered: bool = False) -> Scenar
         await complete(go)
         if op == "cancel_work_sync":
             await cancel_work_sync(target)
+        elif op == "disable_work_sync":
+            await disable_work_sync(target)
         elif op == "flush_work":
             await flush_work(target)
         elif op == "cancel_delayed":
@@ -366,7 +369,9 @@ def _cancel_or_flush_a_running_work(op: str, *, ordered: bool = False) -> Scenar
 _WORK_CYCLE = {"&L", "(work_completion)(&job->work)"}
 
 
-@pytest.mark.parametrize("op", ["cancel_work_sync", "cancel_delayed", "flush_work"])
+@pytest.mark.parametrize(
+    "op", ["cancel_work_sync", "cancel_delayed", "flush_work", "disable_work_sync"]
+)
 def test_cancel_or_flush_of_a_running_work_with_its_lock_held_is_reported(
     graph: Lockdep, op: str
 ) -> None:
@@ -461,11 +466,12 @@ def test_flush_work_in_an_ordered_queue_touches_the_queue_map(graph: Lockdep) ->
     assert "takes (wq_completion)ordered while holding &L" in f.message
 
 
+@pytest.mark.parametrize("op", ["cancel_work_sync", "disable_work_sync"])
 def test_cancel_work_sync_in_an_ordered_queue_does_not_touch_the_queue_map(
-    graph: Lockdep,
+    graph: Lockdep, op: str
 ) -> None:
-    """start_flush_work(): from_cancel skips touch_wq_lockdep_map()."""
-    k = run(_cancel_or_flush_a_running_work("cancel_work_sync", ordered=True), lockdep=graph)
+    """start_flush_work(): from_cancel skips touch_wq_lockdep_map() (disable too)."""
+    k = run(_cancel_or_flush_a_running_work(op, ordered=True), lockdep=graph)
     assert k.failures == []
 
 

@@ -17,9 +17,11 @@ from panthor_testbed.sched import (
     cancel_delayed_work,
     cancel_work_sync,
     destroy_workqueue,
+    disable_delayed_work,
     disable_delayed_work_sync,
     disable_work,
     disable_work_sync,
+    enable_delayed_work,
     enable_work,
     flush_work,
     flush_workqueue,
@@ -32,6 +34,7 @@ from panthor_testbed.sched import (
     work_pending,
 )
 from panthor_testbed.sched.core.harness import aexplore_all, arun
+from panthor_testbed.sched.locking.spin import atomic_context
 
 
 async def run_case(body: Callable[[Kernel], Awaitable[None]]) -> Kernel:
@@ -538,3 +541,123 @@ async def test_enable_work_of_an_enabled_work_warns() -> None:
 
     k = await arun(body)
     assert [f.signature for f in k.failures] == ["warn:workqueue-enable-unbalanced"]
+
+
+async def test_disable_work_does_not_wait_for_a_running_instance() -> None:
+    got: list[tuple[str, int]] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_workqueue("wq", WQ_UNBOUND, 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            await k.sleep_ns(1_000)
+            got.append(("done", k.now))
+
+        w = INIT_WORK(fn, "&w")
+        await queue_work(wq, w)
+        await k.sleep_ns(10)  # running
+        assert not await disable_work(w)
+        got.append(("disabled", k.now))
+        await flush_work(w)
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert [g[0] for g in got] == ["disabled", "done"]
+
+
+async def test_disable_delayed_work_drops_the_timer_without_waiting() -> None:
+    ran: list[int] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_workqueue("wq", WQ_UNBOUND, 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            ran.append(k.now)
+
+        dw = INIT_DELAYED_WORK(fn, "&dw")
+        assert await queue_delayed_work(wq, dw, 10)
+        assert await disable_delayed_work(dw)  # was pending (on its timer)
+        assert not await disable_delayed_work(dw)
+        assert not await queue_delayed_work(wq, dw, 1)
+        assert not enable_delayed_work(dw)  # still disabled once
+        assert enable_delayed_work(dw)
+        assert await queue_delayed_work(wq, dw, 1)
+        await k.sleep_ns(100_000_000)
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert len(ran) == 1
+
+
+async def test_disable_delayed_work_sync_waits_for_the_running_instance() -> None:
+    got: list[str] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_workqueue("wq", WQ_UNBOUND, 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            got.append("start")
+            await k.sleep_ns(1_000_000)
+            got.append("end")
+
+        dw = INIT_DELAYED_WORK(fn, "&dw")
+        assert await queue_delayed_work(wq, dw, 0)
+        while not got:
+            await k.sleep_ns(100)
+        assert not await disable_delayed_work_sync(dw)  # running, not pending
+        got.append("disabled")
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert got == ["start", "end", "disabled"]
+
+
+async def test_disable_work_sync_may_sleep() -> None:
+    async def body(k: Kernel) -> None:
+        async def fn(work: WorkStruct) -> None:
+            pass
+
+        w = INIT_WORK(fn, "&w")
+        with atomic_context():
+            await disable_work_sync(w)
+
+    k = await arun(body)
+    assert any("sleeping function called from invalid context" in f.message for f in k.failures)
+
+
+async def test_an_unbalanced_enable_work_still_says_the_work_is_enabled() -> None:
+    async def body(k: Kernel) -> None:
+        async def fn(work: WorkStruct) -> None:
+            pass
+
+        assert enable_work(INIT_WORK(fn, "&w")) is True
+
+    k = await arun(body)
+    assert [f.signature for f in k.failures] == ["warn:workqueue-enable-unbalanced"]
+
+
+async def test_disable_delayed_work_does_not_wait_for_a_running_instance() -> None:
+    got: list[str] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_workqueue("wq", WQ_UNBOUND, 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            got.append("start")
+            await k.sleep_ns(1_000)
+            got.append("end")
+
+        dw = INIT_DELAYED_WORK(fn, "&dw")
+        assert await queue_delayed_work(wq, dw, 0)
+        while not got:
+            await k.sleep_ns(100)
+        assert not await disable_delayed_work(dw)
+        got.append("disabled")
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert got == ["start", "disabled", "end"]

@@ -165,7 +165,10 @@ def _bad(
 def translate(
     hw: MaliHw, as_nr: int, va: int, kind: int, source_id: int = 0
 ) -> int | GpuFault | None:
-    """One access, synchronously: the PA, a :class:`GpuFault`, or None (stalled on a lock)."""
+    """One access, synchronously: the PA, a :class:`GpuFault`, or None (stalled on a lock).
+
+    A translation through a cacheable mapping also caches the PA's line in the L2.
+    """
     a = hw.as_[as_nr]
     if a.busy_cmd == R.AS_COMMAND_UPDATE:
         return None  # the translation config is being reloaded: wait for it
@@ -246,10 +249,11 @@ def translate(
         )
     if hit is None:
         tlb.fill(va, desc, lvl)
-    hw.last_cacheable = (attr >> 6) & 3 != _MEMATTR_NC
     idx = phys.frame(pa)
     if idx < 0 or phys.state[idx] != FRAME_GEM or not phys.owner[idx].gpu_pages_pinned():
         _bad(hw, a, va, kind, pa, "reached", path, detail)
+    if (attr >> 6) & 3 != _MEMATTR_NC:
+        hw.l2.gpu_access(as_nr, va, pa, kind)
     return pa
 
 
@@ -280,10 +284,6 @@ async def gpu_access(
             k.ev("gpu-stall", f"AS{as_nr}", f"{va:#x}: locked region or UPDATE in flight")
             await a.lock_wq.wait()
             continue
-        if isinstance(res, GpuFault):
-            return res
-        if k.tracing:
+        if k.tracing and not isinstance(res, GpuFault):
             k.ev("gpu-access", f"AS{as_nr}", f"{R.ACCESS_TYPE_NAMES[kind & 3]} {va:#x} -> {res:#x}")
-        if hw.last_cacheable:
-            hw.l2.gpu_access(as_nr, va, res, kind)
         return res

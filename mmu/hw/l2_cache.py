@@ -129,16 +129,12 @@ class L2Cache:
         self.flushes += 1
 
     def invalidate(self, why: str) -> None:
-        """Drop every line (dirty ones are lost)."""
+        """Drop every line (dirty ones are lost, as on a reset or a power cut)."""
         if self.lines:
             k = current_kernel()
             if k.tracing:
                 k.ev("l2-invalidate", "gpu", f"{why}: {len(self.lines)} lines")
         self.lines.clear()
-
-    def lose(self, why: str) -> None:
-        """A reset or a power cut: the contents are gone."""
-        self.invalidate(why)
 
     # ------------------------------------------------------------ the oracle
 

@@ -228,7 +228,6 @@ class MaliHw:
         self.faults: list[GpuFault] = []  # every fault latched, for tests and reports
         self.blocks: list[RegisterBlock] = []  # other register blocks (CSF), see add_block()
         self.l2 = L2Cache()
-        self.last_cacheable = False  # the last translation's memory attribute allocates in the L2
 
     # ------------------------------------------------------------ run binding
 
@@ -572,7 +571,7 @@ class MaliHw:
             a.lock_wq.wake_all()
         self.mmu_rawstat = 0
         self.mmu_mask = 0
-        self.l2.lose("soft reset")
+        self.l2.invalidate("soft reset")
         for b in self.blocks:
             b.soft_reset()
         current_kernel().ev("gpu-reset", "gpu", "all AS disabled, MMU interrupts cleared")

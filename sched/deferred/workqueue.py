@@ -611,16 +611,20 @@ async def flush_delayed_work(dwork: DelayedWork) -> bool:
     return await _flush_work(k, dwork.work, False)
 
 
-async def _cancel_work_sync(work: WorkStruct, dwork: DelayedWork | None) -> bool:
+async def _cancel_work_sync(
+    work: WorkStruct, dwork: DelayedWork | None, *, disable: bool = False
+) -> bool:
+    """``__cancel_work_sync()``: disabled while it flushes; still disabled after if ``disable``."""
     await preempt()
     k = current_kernel()
     ret = _grab_pending(work, dwork)
-    work.disable += 1  # WORK_CANCEL_DISABLE for the duration
+    work.disable += 1  # WORK_CANCEL_DISABLE
     try:
         might_sleep()
         await _flush_work(k, work, True)
     finally:
-        work.disable -= 1
+        if not disable:
+            work.disable -= 1  # enable_work()
     return ret
 
 
@@ -634,36 +638,32 @@ async def cancel_delayed_work_sync(dwork: DelayedWork) -> bool:
     return await _cancel_work_sync(dwork.work, dwork)
 
 
-async def _disable_work(work: WorkStruct, dwork: DelayedWork | None, *, sync: bool) -> bool:
-    """``__cancel_work[_sync](work, WORK_CANCEL_DISABLE)``: the count stays raised."""
+async def _disable_work(work: WorkStruct, dwork: DelayedWork | None) -> bool:
+    """``__cancel_work(work, WORK_CANCEL_DISABLE)``: dequeue, raise the disable count."""
     await preempt()
-    k = current_kernel()
     ret = _grab_pending(work, dwork)
     work.disable += 1
-    if sync:
-        might_sleep()
-        await _flush_work(k, work, True)
     return ret
 
 
 async def disable_work(work: WorkStruct) -> bool:
     """``disable_work()``: dequeue and refuse later queueing until :func:`enable_work`."""
-    return await _disable_work(work, None, sync=False)
+    return await _disable_work(work, None)
 
 
 async def disable_work_sync(work: WorkStruct) -> bool:
     """``disable_work_sync()``: :func:`disable_work`, then wait for a running instance."""
-    return await _disable_work(work, None, sync=True)
+    return await _cancel_work_sync(work, None, disable=True)
 
 
 async def disable_delayed_work(dwork: DelayedWork) -> bool:
     """``disable_delayed_work()``."""
-    return await _disable_work(dwork.work, dwork, sync=False)
+    return await _disable_work(dwork.work, dwork)
 
 
 async def disable_delayed_work_sync(dwork: DelayedWork) -> bool:
     """``disable_delayed_work_sync()``."""
-    return await _disable_work(dwork.work, dwork, sync=True)
+    return await _cancel_work_sync(dwork.work, dwork, disable=True)
 
 
 def enable_work(work: WorkStruct) -> bool:

@@ -15,6 +15,7 @@ from panthor_testbed.sched import (
     alloc_ordered_workqueue,
     alloc_workqueue,
     cancel_delayed_work,
+    cancel_delayed_work_sync,
     cancel_work_sync,
     destroy_workqueue,
     disable_delayed_work,
@@ -23,6 +24,7 @@ from panthor_testbed.sched import (
     disable_work_sync,
     enable_delayed_work,
     enable_work,
+    flush_delayed_work,
     flush_work,
     flush_workqueue,
     mod_delayed_work,
@@ -628,17 +630,6 @@ async def test_disable_work_sync_may_sleep() -> None:
     assert any("sleeping function called from invalid context" in f.message for f in k.failures)
 
 
-async def test_an_unbalanced_enable_work_still_says_the_work_is_enabled() -> None:
-    async def body(k: Kernel) -> None:
-        async def fn(work: WorkStruct) -> None:
-            pass
-
-        assert enable_work(INIT_WORK(fn, "&w")) is True
-
-    k = await arun(body)
-    assert [f.signature for f in k.failures] == ["warn:workqueue-enable-unbalanced"]
-
-
 async def test_disable_delayed_work_does_not_wait_for_a_running_instance() -> None:
     got: list[str] = []
 
@@ -661,3 +652,30 @@ async def test_disable_delayed_work_does_not_wait_for_a_running_instance() -> No
 
     await run_case(body)
     assert got == ["start", "disabled", "end"]
+
+
+async def test_a_work_can_be_queued_again_after_cancel_work_sync() -> None:
+    """``cancel_work_sync()`` is disable + flush + enable: the work is not left disabled."""
+    ran: list[int] = []
+
+    async def body(k: Kernel) -> None:
+        wq = await alloc_workqueue("wq", WQ_UNBOUND, 0)
+        assert wq is not None
+
+        async def fn(work: WorkStruct) -> None:
+            ran.append(k.now)
+
+        w = INIT_WORK(fn, "&w")
+        assert await queue_work(wq, w)
+        assert await cancel_work_sync(w)
+        assert await queue_work(wq, w)
+        await flush_work(w)
+        dw = INIT_DELAYED_WORK(fn, "&dw")
+        assert await queue_delayed_work(wq, dw, 10)
+        assert await cancel_delayed_work_sync(dw)
+        assert await queue_delayed_work(wq, dw, 0)
+        await flush_delayed_work(dw)
+        await destroy_workqueue(wq)
+
+    await run_case(body)
+    assert len(ran) == 2
